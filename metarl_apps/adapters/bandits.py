@@ -1,0 +1,84 @@
+"""``bandits.bernoulli``: k-armed Bernoulli bandits, arm means ~ U[0, 1] per task (the RL² paper benchmark).
+
+A trial is ``pulls`` pulls of the same bandit. Each pull is one inner episode of length 1, so an adaptation
+budget of K episodes means K pulls. The agent observes nothing but its previous action and reward (the
+``"obs"`` entry is a constant zero of shape ``[1]``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+from tf_agents.specs import tensor_spec
+
+from metarl_apps.core.errors import MetaRLInputError
+from metarl_apps.core.env import TrialEnvironment, trial_time_step_spec
+from metarl_apps.core.task import Task, TaskDistribution, positive_int
+
+FAMILY = "bandits.bernoulli"
+
+
+def _obs_spec():
+    return tensor_spec.TensorSpec((1,), tf.float32, name="obs")
+
+
+class BernoulliBandits(TaskDistribution):
+    """k-armed Bernoulli bandits; a task's hidden parameters are its arm means ``params["means"]`` ``[k]``.
+
+    Args:
+      arms: number of arms k (>= 2).
+      pulls: pulls per trial n (the largest adaptation budget).
+    """
+
+    family = FAMILY
+    budget_unit = "pulls"
+
+    def __init__(self, arms: int = 5, pulls: int = 10):
+        self.arms = positive_int("arms", arms, FAMILY)
+        if self.arms < 2:
+            raise MetaRLInputError(f"{FAMILY}: parameter arms={arms!r} must be at least 2")
+        self.pulls = positive_int("pulls", pulls, FAMILY)
+        super().__init__(arms=self.arms, pulls=self.pulls)
+
+    @property
+    def horizon(self) -> int:
+        return 1
+
+    @property
+    def episodes_per_trial(self) -> int:
+        return self.pulls
+
+    def _sample_params(self, stream: np.random.Generator, split: str) -> dict:
+        return {"means": stream.uniform(0.0, 1.0, size=self.arms).astype(np.float32)}
+
+    def action_spec(self):
+        return tensor_spec.BoundedTensorSpec((), tf.int32, minimum=0, maximum=self.arms - 1, name="action")
+
+    def time_step_spec(self):
+        return trial_time_step_spec(_obs_spec(), self.action_spec())
+
+    def _make_env(self, tasks: list[Task], seed: int) -> "BernoulliBanditEnvironment":
+        means = np.stack([t.params["means"] for t in tasks]).astype(np.float32)
+        return BernoulliBanditEnvironment(
+            means, [t.seed for t in tasks], self.action_spec(), self.pulls, seed=seed
+        )
+
+
+class BernoulliBanditEnvironment(TrialEnvironment):
+    """Batched Bernoulli bandits, in-graph. ``means``: ``[B, k]``."""
+
+    def __init__(self, means: np.ndarray, task_seeds, action_spec, pulls: int, seed: int = 0):
+        self._means = tf.constant(means, tf.float32)
+        super().__init__(task_seeds, action_spec, horizon=1, episodes_per_trial=pulls, seed=seed)
+
+    def _task_observation_spec(self):
+        return _obs_spec()
+
+    def _begin_episode(self, counter):
+        return tf.zeros([self.batch_size, 1], tf.float32)
+
+    def _transition(self, action, h, counter):
+        p = tf.gather(self._means, action, batch_dims=1)  # [B]
+        u = self.uniform(counter, 1)[:, 0]
+        reward = tf.cast(u < p, tf.float32)
+        return reward, tf.zeros([self.batch_size, 1], tf.float32)

@@ -1,0 +1,1 @@
+"""Meta-test evaluation: run agents on held-out tasks, adaptation curves, confidence intervals."""

@@ -1,0 +1,61 @@
+"""The one place rollouts are compiled: run a policy for whole trials in a batched trial environment.
+
+``rollout`` builds a single ``tf.function`` around a ``tf.while_loop`` of ``policy.action`` / ``env.step``,
+batched over tasks; nothing in the hot path leaves the graph.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+from tf_agents.environments import tf_environment
+from tf_agents.policies import tf_policy
+
+from metarl_apps.core.env import NEW_EPISODE
+
+
+def rollout(policy: tf_policy.TFPolicy, env: tf_environment.TFEnvironment, num_steps: int, seed: int = 0):
+    """Reset ``env`` and run ``policy`` for ``num_steps`` steps.
+
+    Returns numpy arrays ``rewards [B, T]`` (reward of the action taken at step t) and ``episode [B, T]``
+    (index of the inner episode in which that action was taken, 0-based).
+    """
+    batch = env.batch_size
+
+    @tf.function(autograph=False)
+    def run():
+        time_step = env.reset()
+        state = policy.get_initial_state(batch)
+        episode = tf.fill([batch], tf.constant(-1, tf.int32))
+        rewards = tf.TensorArray(tf.float32, size=num_steps)
+        episodes = tf.TensorArray(tf.int32, size=num_steps)
+
+        def body(t, time_step, state, episode, rewards, episodes):
+            new_ep = tf.cast(time_step.observation[NEW_EPISODE] > 0.5, tf.int32)
+            episode = episode + new_ep
+            step = policy.action(time_step, state, seed=None)
+            next_step = env.step(step.action)
+            rewards = rewards.write(t, next_step.reward)
+            episodes = episodes.write(t, episode)
+            return t + 1, next_step, step.state, episode, rewards, episodes
+
+        _, _, _, _, rewards, episodes = tf.while_loop(
+            lambda t, *_: t < num_steps,
+            body,
+            (tf.constant(0), time_step, state, episode, rewards, episodes),
+            parallel_iterations=1,
+        )
+        return tf.transpose(rewards.stack()), tf.transpose(episodes.stack())
+
+    tf.random.set_seed(seed)
+    rewards, episodes = run()
+    return rewards.numpy(), episodes.numpy()
+
+
+def episode_returns(rewards: np.ndarray, episode: np.ndarray, num_episodes: int) -> np.ndarray:
+    """Sum rewards per inner episode: ``[B, T]`` x2 -> ``[B, num_episodes]``."""
+    out = np.zeros((rewards.shape[0], num_episodes), dtype=np.float64)
+    rows = np.broadcast_to(np.arange(rewards.shape[0])[:, None], rewards.shape)
+    valid = (episode >= 0) & (episode < num_episodes)
+    np.add.at(out, (rows[valid], episode[valid]), rewards[valid])
+    return out
