@@ -23,6 +23,8 @@ from typing import Any, Callable, Iterator
 
 from metarl_apps.core.errors import MetaRLInputError, UnknownNameError
 
+_SINGULAR = {"task_families": "task family", "algorithms": "algorithm", "baselines": "baseline"}
+
 ENTRY_POINT_GROUPS = {
     "task_families": "metarl_apps.task_families",
     "algorithms": "metarl_apps.algorithms",
@@ -36,6 +38,7 @@ class Registry:
     def __init__(self, kind: str, builtins: dict[str, str]):
         self.kind = kind
         self.group = ENTRY_POINT_GROUPS[kind]
+        self.label = _SINGULAR[kind]
         self._targets: dict[str, str | Callable[..., Any]] = dict(builtins)
         self._plugins_loaded = False
 
@@ -48,7 +51,7 @@ class Registry:
             if ep.name in self._targets and self._targets[ep.name] != ep.value:
                 raise MetaRLInputError(
                     f"plugin entry point {ep.name!r} = {ep.value!r} in group {self.group!r} clashes with the "
-                    f"registered {self.kind[:-1]} {ep.name!r}; rename the plugin's entry point"
+                    f"registered {self.label} {ep.name!r}; rename the plugin's entry point"
                 )
             self._targets[ep.name] = ep.value
 
@@ -58,7 +61,7 @@ class Registry:
         if not isinstance(name, str) or not name:
             raise MetaRLInputError(f"register: name must be a non-empty string, got {name!r}")
         if name in self._targets and self._targets[name] is not target:
-            raise MetaRLInputError(f"register: {self.kind[:-1]} {name!r} is already registered")
+            raise MetaRLInputError(f"register: {self.label} {name!r} is already registered")
         self._targets[name] = target
 
     # ------------------------------------------------------------ lookup
@@ -77,7 +80,7 @@ class Registry:
         self._load_plugins()
         if name not in self._targets:
             raise UnknownNameError(
-                f"unknown {self.kind[:-1].replace('_', ' ')} {name!r}; valid names: {', '.join(self.names())}"
+                f"unknown {self.label} {name!r}; valid names: {', '.join(self.names())}"
             )
         target = self._targets[name]
         if isinstance(target, str):
@@ -88,7 +91,7 @@ class Registry:
                     obj = getattr(obj, part)
             except (ImportError, AttributeError) as err:
                 raise MetaRLInputError(
-                    f"{self.kind[:-1]} {name!r} points at {target!r}, which cannot be imported ({err}); "
+                    f"{self.label} {name!r} points at {target!r}, which cannot be imported ({err}); "
                     f"reinstall the package that provides it"
                 ) from err
             self._targets[name] = obj
