@@ -5,10 +5,12 @@ same task, each ``horizon`` steps long. Row ``i`` of the batch is ``tasks[i]``. 
 
 * ``"obs"`` — what the task shows the agent (family specific, never its hidden parameters);
 * ``"prev_action"`` — the action taken at the previous step (zeros at the first step of a trial);
-* ``"new_episode"`` — 1.0 on the first step of each inner episode, else 0.0.
+* ``"prev_reward"`` — the reward of that action (equal to ``time_step.reward``; repeated here because
+  tf-agents networks see only observations);
+* ``"new_episode"`` — 1.0 on the first step of each inner episode (and on the trial's ``LAST`` step, which
+  closes the last episode), else 0.0.
 
-``time_step.reward`` is the reward of the previous action, so ``(obs, prev_action, reward, new_episode)`` is
-exactly the RL² input. The trial ends with ``StepType.LAST`` (discount 0); the next ``step`` starts a new trial
+So ``(obs, prev_action, prev_reward, new_episode)`` is exactly the RL² input. The trial ends with ``StepType.LAST`` (discount 0); the next ``step`` starts a new trial
 (tf-agents auto-reset semantics). Inner-episode boundaries keep discount 1, so returns flow across the
 episodes of a trial, as the RL² objective needs.
 
@@ -33,6 +35,7 @@ from metarl_apps.core import rng
 
 OBS = "obs"
 PREV_ACTION = "prev_action"
+PREV_REWARD = "prev_reward"
 NEW_EPISODE = "new_episode"
 
 
@@ -48,6 +51,7 @@ def trial_observation_spec(task_obs_spec, action_spec) -> dict:
     return {
         OBS: task_obs_spec,
         PREV_ACTION: prev_action,
+        PREV_REWARD: tensor_spec.TensorSpec((), tf.float32, name=PREV_REWARD),
         NEW_EPISODE: tensor_spec.TensorSpec((), tf.float32, name=NEW_EPISODE),
     }
 
@@ -143,7 +147,8 @@ class TrialEnvironment(tf_environment.TFEnvironment, abc.ABC):
         self._started.assign(True)
         obs = self._begin_episode(self._counter(0))
         b = self.batch_size
-        observation = {OBS: obs, PREV_ACTION: self._zeros_action(), NEW_EPISODE: tf.ones([b], tf.float32)}
+        observation = {OBS: obs, PREV_ACTION: self._zeros_action(), PREV_REWARD: tf.zeros([b], tf.float32),
+                       NEW_EPISODE: tf.ones([b], tf.float32)}
         return self._save(ts.restart(observation, batch_size=b, reward_spec=self.time_step_spec().reward))
 
     def _step(self, action) -> ts.TimeStep:
@@ -164,8 +169,8 @@ class TrialEnvironment(tf_environment.TFEnvironment, abc.ABC):
             lambda: obs,
         )
         new_episode = tf.fill([b], tf.cast(episode_over, tf.float32))
-        observation = {OBS: obs, PREV_ACTION: action, NEW_EPISODE: new_episode}
         reward = tf.cast(reward, tf.float32)
+        observation = {OBS: obs, PREV_ACTION: action, PREV_REWARD: reward, NEW_EPISODE: new_episode}
         step_type = tf.fill([b], tf.where(trial_over, ts.StepType.LAST, ts.StepType.MID))
         discount = tf.fill([b], tf.where(trial_over, 0.0, 1.0))
         return self._save(ts.TimeStep(step_type, reward, discount, observation))

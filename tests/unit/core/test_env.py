@@ -26,6 +26,7 @@ def test_bandit_trial_structure_by_hand():
         t = env.step(tf.constant(a))
         rewards.append(t.reward.numpy().tolist())
         assert t.observation["prev_action"].numpy().tolist() == a
+        assert t.observation["prev_reward"].numpy().tolist() == t.reward.numpy().tolist()
         assert t.observation["new_episode"].numpy().tolist() == [1.0, 1.0]  # every pull is an episode
     assert rewards == [[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]
     assert t.step_type.numpy().tolist() == [LAST, LAST] and t.discount.numpy().tolist() == [0.0, 0.0]

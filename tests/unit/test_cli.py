@@ -1,0 +1,95 @@
+"""The `metarl` command: exit codes 0 / 1 (expectation failed) / 2 (bad input, one line, no traceback)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from metarl_apps.cli import main
+
+
+def _scenario(tmp_path, expectations=("thompson@3 >= random@1",), **overrides):
+    doc = {
+        "name": "tiny",
+        "family": {"name": "bandits.bernoulli", "params": {"arms": 2, "pulls": 3}},
+        "tasks": {"train": 0, "test": 300, "seed": 0},
+        "budgets": [1, 3],
+        "agents": [{"name": "random", "baseline": "random"}, {"name": "thompson", "baseline": "thompson"}],
+        "expectations": list(expectations),
+    }
+    doc.update(overrides)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_list_shows_registries(capsys):
+    assert main(["list", "--scenarios", "scenarios"]) == 0
+    out = capsys.readouterr().out
+    assert "bandits.bernoulli" in out and "thompson" in out and "mdp.tabular" in out
+
+
+def test_run_writes_results_in_the_documented_schema(tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    assert main(["run", str(_scenario(tmp_path)), "-o", str(out_dir), "--no-progress"]) == 0
+    results = json.loads((out_dir / "results.json").read_text())
+    assert {"scenario", "metric", "rows", "expectations", "versions"} <= set(results)
+    assert results["scenario"] == "tiny" and results["metric"] == "cumulative_reward"
+    row = results["rows"][0]
+    assert set(row) == {"agent", "budget", "mean", "ci95", "n_tasks", "seeds"}
+    assert {(r["agent"], r["budget"]) for r in results["rows"]} == {
+        ("random", 1), ("random", 3), ("thompson", 1), ("thompson", 3)}
+    assert all(r["n_tasks"] == 300 and r["seeds"] == 1 for r in results["rows"])
+    assert results["expectations"] == [
+        {"check": "thompson@3 >= random@1", "passed": True, "lhs": pytest.approx(results["rows"][3]["mean"]),
+         "rhs": pytest.approx(results["rows"][0]["mean"])}]
+    assert results["versions"]["tensorflow"] == "2.15.1"
+    assert "| thompson |" in (out_dir / "report.md").read_text()
+
+
+def test_failed_expectation_exits_1(tmp_path):
+    path = _scenario(tmp_path, expectations=["random@3 >= 100"])
+    assert main(["run", str(path), "-o", str(tmp_path / "o"), "--no-progress"]) == 1
+    results = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert results["expectations"][0]["passed"] is False
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["run", "nope.yaml", "-o", "x"], "nope.yaml"),
+        (["validate", "nope.yaml"], "nope.yaml"),
+        (["run", "{scenario}", "-o", "{out}", "--agent", "ghost"], "--agent ghost: not in scenario"),
+        (["train", "{scenario}", "-o", "{out}"], "no learner"),
+        (["adapt", "{scenario}", "-o", "{out}", "--agent", "random", "--budget", "2"], "is a baseline"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(argv, match, tmp_path, capsys):
+    path = _scenario(tmp_path)
+    argv = [a.format(scenario=path, out=tmp_path / "o") for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("metarl: error:")
+    assert match in err
+
+
+def test_validate_reports_each_bad_file(tmp_path, capsys):
+    good = _scenario(tmp_path)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    assert main(["validate", str(good), str(bad)]) == 2
+    captured = capsys.readouterr()
+    assert f"ok {good}" in captured.out
+    assert len(captured.err.strip().splitlines()) == 1 and "bad.yaml" in captured.err
+
+
+def test_console_script_bad_input_has_no_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nfamily: {name: bandits.nope}\n")
+    proc = subprocess.run([sys.executable, "-m", "metarl_apps.cli", "validate", str(bad)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("metarl: error:")
