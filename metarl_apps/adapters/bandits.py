@@ -11,8 +11,8 @@ import numpy as np
 import tensorflow as tf
 from tf_agents.specs import tensor_spec
 
-from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.core.env import TrialEnvironment, trial_time_step_spec
+from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.core.task import Task, TaskDistribution, positive_int
 
 FAMILY = "bandits.bernoulli"

@@ -61,7 +61,7 @@ def check_task_distribution(dist: TaskDistribution, num_tasks: int = 4, num_step
     if a != b:
         _fail(dist, "same seed -> same tasks", "two sample(n, 'train', seed=7) calls differ")
     c = dist.sample(num_tasks, split="train", seed=8)
-    if all(x.same_params(y) for x, y in zip(a, c)):
+    if all(x.same_params(y) for x, y in zip(a, c, strict=True)):
         _fail(dist, "seeds matter", "seed 7 and seed 8 gave tasks with identical parameters")
 
     # --- disjoint splits
@@ -97,7 +97,7 @@ def check_task_distribution(dist: TaskDistribution, num_tasks: int = 4, num_step
                                                      allow_extra_fields=False):
             _fail(dist, "time step matches spec", f"step {step}: {batch_ts} does not match {env.time_step_spec()}")
         for i, s_ts in enumerate(single_ts):
-            for x, y in zip(_to_numpy(_slice_row(batch_ts, i)), _to_numpy(s_ts)):
+            for x, y in zip(_to_numpy(_slice_row(batch_ts, i)), _to_numpy(s_ts), strict=True):
                 if x.shape != y.shape or not np.allclose(x, y, atol=1e-5):
                     _fail(dist, "batched == alone",
                           f"step {step}, task {tasks[i].task_id}: batched env gave {x.tolist()}, alone {y.tolist()}")

@@ -57,7 +57,8 @@ class TabularMDPs(TaskDistribution):
                 raise MetaRLInputError(f"{FAMILY}: parameter {name}={value!r} must be a positive number")
         if isinstance(reward_loc, bool) or not isinstance(reward_loc, (int, float)):
             raise MetaRLInputError(f"{FAMILY}: parameter reward_loc={reward_loc!r} must be a number")
-        if isinstance(initial_state, bool) or not isinstance(initial_state, int) or not 0 <= initial_state < self.states:
+        bad_start = isinstance(initial_state, bool) or not isinstance(initial_state, int)
+        if bad_start or not 0 <= initial_state < self.states:
             raise MetaRLInputError(
                 f"{FAMILY}: parameter initial_state={initial_state!r} must be an integer in [0, {self.states - 1}]"
             )

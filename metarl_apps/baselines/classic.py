@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tensorflow as tf
 from tf_agents.policies import random_tf_policy, tf_policy
 
 from metarl_apps.core.agent import Baseline
@@ -39,4 +38,4 @@ class OracleBaseline(Baseline):
         return policy
 
 
-_ = tf  # TF is imported for its side effect of being initialised before tf-agents policies
+

@@ -1,7 +1,13 @@
 """Contracts shared by everything: tasks, task distributions, agents, registries, errors."""
 
 from metarl_apps.core.agent import AdaptedPolicy, Baseline, MetaLearner, TrainResult
-from metarl_apps.core.env import NEW_EPISODE, OBS, PREV_ACTION, PREV_REWARD, TrialEnvironment
+from metarl_apps.core.env import (
+    NEW_EPISODE,
+    OBS,
+    PREV_ACTION,
+    PREV_REWARD,
+    TrialEnvironment,
+)
 from metarl_apps.core.errors import (
     CheckpointError,
     ConformanceError,

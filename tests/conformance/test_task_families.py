@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from metarl_apps.adapters.bandits import BernoulliBandits, BernoulliBanditEnvironment
+from metarl_apps.adapters.bandits import BernoulliBanditEnvironment, BernoulliBandits
 from metarl_apps.adapters.checks import check_task_distribution
 from metarl_apps.core.errors import ConformanceError
 from metarl_apps.core.registry import TASK_FAMILIES

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from tf_agents.policies import scripted_py_policy  # noqa: F401  (tf-agents import side effects)
 from tf_agents.policies import tf_policy
 from tf_agents.trajectories import policy_step
 
