@@ -23,7 +23,7 @@ from metarl_apps.core.task import Task, TaskDistribution
 
 __all__ = [
     "ALGORITHMS", "BASELINES", "TASK_FAMILIES", "AdaptedPolicy", "Baseline", "CheckpointError",
-    "ConformanceError", "MetaLearner", "MetaRLError", "MetaRLInputError", "NEW_EPISODE", "OBS", "PREV_ACTION", "PREV_REWARD",
-    "ScenarioError", "SpecMismatchError", "Task", "TaskDistribution", "TrainResult", "TrainingError",
+    "ConformanceError", "MetaLearner", "MetaRLError", "MetaRLInputError", "NEW_EPISODE", "OBS", "PREV_ACTION",
+    "PREV_REWARD",    "ScenarioError", "SpecMismatchError", "Task", "TaskDistribution", "TrainResult", "TrainingError",
     "TrialEnvironment", "UnknownNameError", "make_task_distribution",
 ]

@@ -11,8 +11,9 @@ same task, each ``horizon`` steps long. Row ``i`` of the batch is ``tasks[i]``. 
   closes the last episode), else 0.0.
 
 So ``(obs, prev_action, prev_reward, new_episode)`` is exactly the RL² input. The trial ends with
-``StepType.LAST`` (discount 0); the next ``step`` starts a new trial (tf-agents auto-reset semantics). Inner-episode boundaries keep discount 1, so returns flow across the
-episodes of a trial, as the RL² objective needs.
+``StepType.LAST`` (discount 0); the next ``step`` starts a new trial (tf-agents auto-reset semantics).
+Inner-episode boundaries keep discount 1, so returns flow across the episodes of a trial, as the RL²
+objective needs.
 
 Randomness comes from :mod:`metarl_apps.core.rng`, keyed per task and per trial, so a task's outcomes do not
 depend on which other tasks share its batch.
