@@ -68,8 +68,11 @@ class BernoulliBanditEnvironment(TrialEnvironment):
     """Batched Bernoulli bandits, in-graph. ``means``: ``[B, k]``."""
 
     def __init__(self, means: np.ndarray, task_seeds, action_spec, pulls: int, seed: int = 0):
-        self._means = tf.constant(means, tf.float32)
         super().__init__(task_seeds, action_spec, horizon=1, episodes_per_trial=pulls, seed=seed)
+        self._means = self._bind_task_arrays({"means": np.asarray(means, np.float32)})["means"]
+
+    def _task_arrays(self, tasks) -> dict:
+        return {"means": np.stack([t.params["means"] for t in tasks]).astype(np.float32)}
 
     def _task_observation_spec(self):
         return _obs_spec()

@@ -110,13 +110,21 @@ class TabularMDPEnvironment(TrialEnvironment):
         self._obs_spec = dist.observation_spec_obs()
         self._noise = dist.reward_noise
         self._initial_state = dist.initial_state
-        self._mu = tf.constant(reward_means, tf.float32)
-        cdf = np.cumsum(transitions, axis=-1)
-        cdf[..., -1] = 1.0  # guard against float round-off
-        self._cdf = tf.constant(cdf, tf.float32)
         super().__init__(task_seeds, dist.action_spec(), horizon=dist.horizon,
                          episodes_per_trial=dist.episodes, seed=seed)
+        arrays = self._bind_task_arrays(self._arrays(reward_means, transitions))
+        self._mu, self._cdf = arrays["reward_means"], arrays["cdf"]
         self._state = tf.Variable(tf.fill([self.batch_size], self._initial_state), trainable=False, name="state")
+
+    @staticmethod
+    def _arrays(reward_means, transitions) -> dict:
+        cdf = np.cumsum(transitions, axis=-1)
+        cdf[..., -1] = 1.0  # guard against float round-off
+        return {"reward_means": np.asarray(reward_means, np.float32), "cdf": cdf.astype(np.float32)}
+
+    def _task_arrays(self, tasks) -> dict:
+        return self._arrays(np.stack([t.params["reward_means"] for t in tasks]),
+                            np.stack([t.params["transitions"] for t in tasks]))
 
     @property
     def state(self) -> tf.Tensor:

@@ -74,6 +74,11 @@ class TrialEnvironment(tf_environment.TFEnvironment, abc.ABC):
     * ``_transition(action, h, counter) -> (reward [B], obs)``: apply ``action`` at inner step ``h``.
 
     ``counter`` is a per-trial, per-step integer to pass to :meth:`uniform` / :meth:`normal` for randomness.
+
+    **Re-tasking.** Meta-training cycles through a large training population with one compiled graph: a
+    subclass that keeps its task parameters in variables created by :meth:`_bind_task_arrays` and implements
+    :meth:`_task_arrays` supports :meth:`set_tasks`, which swaps in a new batch of tasks (same batch size)
+    without retracing.
     """
 
     def __init__(
@@ -88,8 +93,8 @@ class TrialEnvironment(tf_environment.TFEnvironment, abc.ABC):
         self.horizon = int(horizon)
         self.episodes_per_trial = int(episodes_per_trial)
         self.trial_length = self.horizon * self.episodes_per_trial
-        keys = [rng.task_key("env", s, seed) for s in task_seeds]
-        self._keys = tf.constant(np.asarray(keys, dtype=np.uint64), dtype=tf.uint64)
+        self._env_seed = int(seed)
+        self._keys = tf.Variable(self._key_array(task_seeds), dtype=tf.uint64, trainable=False, name="keys")
         spec = trial_time_step_spec(self._task_observation_spec(), action_spec)
         super().__init__(spec, action_spec, batch_size=batch_size)
         self._t = tf.Variable(0, dtype=tf.int32, trainable=False, name="t")
@@ -112,6 +117,35 @@ class TrialEnvironment(tf_environment.TFEnvironment, abc.ABC):
     @abc.abstractmethod
     def _transition(self, action: tf.Tensor, h: tf.Tensor, counter: tf.Tensor):
         """Apply ``action`` ``[B, ...]`` at inner step ``h``; return ``(reward [B] float32, obs [B, ...])``."""
+
+    # ------------------------------------------------------------ re-tasking
+    def _key_array(self, task_seeds) -> np.ndarray:
+        return np.asarray([rng.task_key("env", s, self._env_seed) for s in task_seeds], dtype=np.uint64)
+
+    def _task_arrays(self, tasks) -> dict:
+        """``{name: [B, ...] array}`` of the tasks' parameters (subclasses supporting ``set_tasks``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support set_tasks")
+
+    def _bind_task_arrays(self, arrays: dict) -> dict:
+        """Create one variable per task array; returns ``{name: tf.Variable}``."""
+        self._task_vars = {k: tf.Variable(v, trainable=False, name=k) for k, v in arrays.items()}
+        return self._task_vars
+
+    @property
+    def supports_set_tasks(self) -> bool:
+        return hasattr(self, "_task_vars")
+
+    def set_tasks(self, tasks) -> None:
+        """Swap in new tasks (same count); the next ``reset`` starts a trial on them. Eager, between trials."""
+        tasks = list(tasks)
+        if len(tasks) != self.batch_size:
+            raise ValueError(f"set_tasks: got {len(tasks)} tasks for an environment of batch size {self.batch_size}")
+        if not self.supports_set_tasks:
+            raise NotImplementedError(f"{type(self).__name__} does not support set_tasks")
+        for name, value in self._task_arrays(tasks).items():
+            self._task_vars[name].assign(value)
+        self._keys.assign(self._key_array([t.seed for t in tasks]))
+        self._started.assign(False)
 
     # -------------------------------------------------------------- helpers
     def uniform(self, counter: tf.Tensor, num: int) -> tf.Tensor:

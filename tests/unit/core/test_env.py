@@ -100,3 +100,25 @@ def test_env_runs_inside_tf_function(dist):
     total, step_type = run()
     assert step_type.numpy().tolist() == [LAST] * 3
     assert np.all(np.isfinite(total.numpy()))
+
+
+def test_set_tasks_swaps_tasks_without_a_new_environment():
+    dist = BernoulliBandits(arms=2, pulls=2)
+    env = dist.make_env([_bandit_task([1.0, 0.0], 0), _bandit_task([1.0, 0.0], 1)])
+    assert env.supports_set_tasks
+
+    @tf.function
+    def first_pull_rewards():
+        env.reset()
+        return env.step(tf.zeros([2], tf.int32)).reward
+
+    assert first_pull_rewards().numpy().tolist() == [1.0, 1.0]
+    env.set_tasks([_bandit_task([0.0, 1.0], 2), _bandit_task([1.0, 0.0], 3)])
+    assert first_pull_rewards().numpy().tolist() == [0.0, 1.0]  # same compiled function, new tasks
+    with pytest.raises(ValueError, match="got 1 tasks for an environment of batch size 2"):
+        env.set_tasks([_bandit_task([0.0, 1.0], 2)])
+    mdp = TabularMDPs(states=2, actions=2, horizon=2, episodes=1, reward_noise=1e-6)
+    menv = mdp.make_env(mdp.sample(1, "train", 0))
+    menv.set_tasks([_chain_mdp()])
+    menv.reset()
+    assert round(float(menv.step(tf.constant([1])).reward[0]), 3) == 1.0
