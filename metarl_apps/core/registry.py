@@ -110,7 +110,7 @@ TASK_FAMILIES = Registry(
     },
 )
 
-ALGORITHMS = Registry("algorithms", {})
+ALGORITHMS = Registry("algorithms", {"rl2": "metarl_apps.algorithms.rl2:RL2"})
 
 BASELINES = Registry(
     "baselines",

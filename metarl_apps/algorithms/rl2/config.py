@@ -1,0 +1,80 @@
+"""RL² configuration: one dataclass, documented fields, validated in ``__post_init__``."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from metarl_apps.core.errors import MetaRLInputError
+
+
+@dataclasses.dataclass(frozen=True)
+class RL2Config:
+    """Hyper-parameters of RL² trained with PPO.
+
+    Network:
+      cell: ``"lstm"`` or ``"gru"``.
+      hidden_size: recurrent units.
+      embed_sizes: dense ReLU layers before the recurrent cell.
+    Meta-batch:
+      tasks_per_iteration: tasks (one trial each) rolled out per training iteration.
+    PPO:
+      learning_rate, max_grad_norm: Adam step size and global-norm gradient clipping.
+      discount, gae_lambda: return discount across the whole trial and the GAE λ.
+      clip_ratio: PPO clipping ε of the probability ratio.
+      entropy_coef, value_coef: weights of the entropy bonus and of the value loss.
+      epochs, minibatches: passes over each batch, and sequence minibatches (split over tasks) per pass.
+      reward_scale: rewards are multiplied by this for learning only (not for reporting).
+      normalize_advantages: standardise advantages per minibatch.
+    Acting:
+      greedy_eval: act by argmax after meta-training (default: sample, the exploration is learned).
+    Bookkeeping:
+      checkpoint_every: iterations between checkpoints (the last iteration is always saved).
+      log_every: iterations between TensorBoard summaries.
+    """
+
+    cell: str = "lstm"
+    hidden_size: int = 128
+    embed_sizes: tuple[int, ...] = (64,)
+    tasks_per_iteration: int = 256
+    learning_rate: float = 1e-3
+    max_grad_norm: float = 1.0
+    discount: float = 0.99
+    gae_lambda: float = 0.3
+    clip_ratio: float = 0.2
+    entropy_coef: float = 0.01
+    value_coef: float = 0.5
+    epochs: int = 4
+    minibatches: int = 4
+    reward_scale: float = 1.0
+    normalize_advantages: bool = True
+    greedy_eval: bool = False
+    checkpoint_every: int = 50
+    log_every: int = 10
+
+    def __post_init__(self):
+        def fail(field: str, rule: str):
+            raise MetaRLInputError(f"RL2Config.{field}={getattr(self, field)!r}: {rule}")
+
+        if self.cell not in ("lstm", "gru"):
+            fail("cell", "must be 'lstm' or 'gru'")
+        object.__setattr__(self, "embed_sizes", tuple(self.embed_sizes))
+        for f in ("hidden_size", "tasks_per_iteration", "epochs", "minibatches", "checkpoint_every", "log_every"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                fail(f, "must be a positive integer")
+        if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.embed_sizes):
+            fail("embed_sizes", "must be a list of positive integers")
+        for f in ("learning_rate", "max_grad_norm", "reward_scale"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                fail(f, "must be a positive number")
+        for f in ("discount", "gae_lambda"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+                fail(f, "must be in [0, 1]")
+        for f in ("clip_ratio", "entropy_coef", "value_coef"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                fail(f, "must be a non-negative number")
+        if self.minibatches > self.tasks_per_iteration:
+            fail("minibatches", f"must be <= tasks_per_iteration ({self.tasks_per_iteration})")

@@ -1,0 +1,207 @@
+"""RL² (Duan et al. 2016; Wang et al. 2016) trained with PPO, batched over tasks, in compiled graphs.
+
+Read top to bottom: config (config.py) -> network (networks/recurrent.py) -> one training iteration
+(rollout of one trial per task + GAE + PPO epochs over sequence minibatches, all in one ``tf.function``) ->
+the outer loop (task batches, checkpoints, summaries, NaN guard) -> adapt (no gradient steps).
+
+A trial is one tf-agents episode of the task's trial environment: ``episodes_per_trial`` inner episodes of
+the same task. The recurrent state starts at zero at the trial's first step and is never reset inside it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from metarl_apps.algorithms.rl2.config import RL2Config
+from metarl_apps.algorithms.rl2.losses import action_distribution, gae, ppo_loss
+from metarl_apps.algorithms.rl2.policy import RL2Policy
+from metarl_apps.core.agent import MetaLearner, TrainResult
+from metarl_apps.core.errors import CheckpointError, MetaRLInputError, TrainingError
+from metarl_apps.networks.recurrent import RecurrentActorCritic
+
+DEFAULT_POPULATION = 10_000
+
+
+class RL2(MetaLearner):
+    """RL² with an LSTM (or GRU) memory, meta-trained by PPO on batches of tasks."""
+
+    config_cls = RL2Config
+    name = "rl2"
+
+    def __init__(self, config=None, **overrides):
+        super().__init__(config, **overrides)
+        self.net: RecurrentActorCritic | None = None
+        self._optimizer = None
+
+    # ------------------------------------------------------------------ build
+    def _build(self, dist) -> None:
+        c = self.config
+        self.net = RecurrentActorCritic(dist.observation_spec(), dist.action_spec(), cell=c.cell,
+                                        hidden_size=c.hidden_size, embed_sizes=c.embed_sizes)
+        self._optimizer = tf.keras.optimizers.Adam(c.learning_rate)
+        self._optimizer.build(self.net.trainable_variables)
+        self._dist = dist
+
+    def _checkpoint(self, **extra) -> tf.train.Checkpoint:
+        return tf.train.Checkpoint(net=self.net, optimizer=self._optimizer, **extra)
+
+    # ------------------------------------------------------ one iteration
+    def _make_iteration(self, env, generator: tf.random.Generator):
+        c = self.config
+        net = self.net
+        optimizer = self._optimizer
+        batch = env.batch_size
+        steps = env.horizon * env.episodes_per_trial
+        action_rank = len(net.action_shape)
+        obs_spec = env.time_step_spec().observation
+
+        def sample(logits):
+            flat = tf.reshape(logits, [-1, net.num_values])
+            seed = generator.make_seeds(1)[:, 0]
+            draws = tf.random.stateless_categorical(flat, 1, seed=seed, dtype=tf.int32)
+            return tf.reshape(draws, tf.shape(logits)[:-1])
+
+        def rollout():
+            time_step = env.reset()
+            state = net.initial_state(batch)
+            obs_ta = tf.nest.map_structure(lambda s: tf.TensorArray(s.dtype, size=steps), obs_spec)
+            act_ta = tf.TensorArray(tf.int32, size=steps)
+            logp_ta = tf.TensorArray(tf.float32, size=steps)
+            val_ta = tf.TensorArray(tf.float32, size=steps)
+            rew_ta = tf.TensorArray(tf.float32, size=steps)
+            for t in tf.range(steps):
+                logits, value, state = net.step(time_step.observation, state)
+                index = sample(logits)
+                logp = action_distribution(logits, action_rank).log_prob(index)
+                action = tf.cast(index + net.action_min, env.action_spec().dtype)
+                obs_ta = tf.nest.map_structure(lambda ta, x: ta.write(t, x), obs_ta, time_step.observation)
+                time_step = env.step(action)
+                act_ta = act_ta.write(t, index)
+                logp_ta = logp_ta.write(t, logp)
+                val_ta = val_ta.write(t, value)
+                rew_ta = rew_ta.write(t, time_step.reward)
+
+            def bt(ta):  # [T, B, ...] -> [B, T, ...]
+                x = ta.stack()
+                return tf.transpose(x, tf.concat([[1, 0], tf.range(2, tf.rank(x))], 0))
+
+            observations = tf.nest.map_structure(bt, obs_ta)
+            return observations, bt(act_ta), bt(logp_ta), bt(val_ta), bt(rew_ta)
+
+        def update(observations, actions, old_logp, advantages, returns):
+            mb = batch // c.minibatches
+            metrics = {k: tf.constant(0.0) for k in ("loss", "policy_loss", "value_loss", "entropy",
+                                                        "clip_fraction", "grad_norm")}
+            n = tf.constant(0.0)
+            for _ in tf.range(c.epochs):
+                perm = tf.argsort(generator.uniform([batch]))
+                for m in tf.range(c.minibatches):
+                    idx = perm[m * mb:(m + 1) * mb]
+                    take = lambda x: tf.gather(x, idx)  # noqa: E731
+                    obs_mb = tf.nest.map_structure(take, observations)
+                    adv = take(advantages)
+                    if c.normalize_advantages:
+                        adv = (adv - tf.reduce_mean(adv)) / (tf.math.reduce_std(adv) + 1e-8)
+                    with tf.GradientTape() as tape:
+                        logits, values, _ = net.unroll(obs_mb, net.initial_state(mb))
+                        dist = action_distribution(logits, action_rank)
+                        loss, parts = ppo_loss(dist.log_prob(take(actions)), take(old_logp), adv, dist.entropy(),
+                                               values, take(returns), clip_ratio=c.clip_ratio,
+                                               entropy_coef=c.entropy_coef, value_coef=c.value_coef)
+                    grads = tape.gradient(loss, net.trainable_variables)
+                    grads, grad_norm = tf.clip_by_global_norm(grads, c.max_grad_norm)
+                    optimizer.apply_gradients(zip(grads, net.trainable_variables, strict=True))
+                    parts = {**parts, "loss": loss, "grad_norm": grad_norm}
+                    metrics = {k: metrics[k] + parts[k] for k in metrics}
+                    n += 1.0
+            return {k: v / n for k, v in metrics.items()}
+
+        @tf.function
+        def iteration():
+            observations, actions, old_logp, values, rewards = rollout()
+            advantages, returns = gae(rewards * c.reward_scale, values, c.discount, c.gae_lambda)
+            metrics = update(observations, actions, old_logp, advantages, returns)
+            metrics["trial_return"] = tf.reduce_mean(tf.reduce_sum(rewards, axis=1))
+            return metrics
+
+        return iteration
+
+    # ------------------------------------------------------------ outer loop
+    def _meta_train(self, dist, train_tasks, *, iterations, seed, checkpoint_dir, resume, summary_dir,
+                    progress):
+        c = self.config
+        pool = train_tasks if train_tasks is not None else dist.sample(DEFAULT_POPULATION, "train", seed)
+        batch = min(c.tasks_per_iteration, len(pool))
+        if batch < c.minibatches:
+            raise MetaRLInputError(f"RL2: {len(pool)} training tasks cannot fill {c.minibatches} minibatches; "
+                                   f"add training tasks or lower minibatches")
+        batch -= batch % c.minibatches
+        tf.keras.utils.set_random_seed(seed)  # before building: initial weights are a function of the seed
+        if self.net is None or self._dist is None or self._dist.family != dist.family:
+            self._build(dist)
+        env = dist.make_env(pool[:batch], seed=seed)
+        if not getattr(env, "supports_set_tasks", False):
+            raise MetaRLInputError(f"RL2: the {dist.family!r} environment does not support set_tasks(), which "
+                                   f"meta-training over a population needs")
+        generator = tf.random.Generator.from_seed(seed)
+        done = tf.Variable(0, dtype=tf.int64, trainable=False)
+        ckpt = self._checkpoint(generator=generator, iterations_done=done, env_trial=env._trial)
+        manager = None
+        if checkpoint_dir:
+            manager = tf.train.CheckpointManager(ckpt, checkpoint_dir, max_to_keep=2)
+            if resume and manager.latest_checkpoint:
+                ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+            elif not resume and manager.latest_checkpoint:
+                raise CheckpointError(f"{checkpoint_dir} already holds a checkpoint; pass --resume (resume=True) "
+                                      f"to continue it, or choose another output directory")
+        writer = tf.summary.create_file_writer(summary_dir) if summary_dir else None
+        iteration = self._make_iteration(env, generator)
+        start, t0, metrics = int(done.numpy()), time.time(), {}
+        from tqdm import tqdm
+
+        bar = tqdm(total=iterations, initial=start, desc="rl2 meta-train", disable=not progress, leave=False)
+        for it in range(start, iterations):
+            order = np.random.default_rng([seed, it]).choice(len(pool), size=batch, replace=False)
+            env.set_tasks([pool[i] for i in order])
+            metrics = {k: float(v) for k, v in iteration().items()}
+            if not all(np.isfinite(v) for v in metrics.values()):
+                raise TrainingError(f"RL2: non-finite training metrics at iteration {it} ({metrics}); lower "
+                                    f"learning_rate or reward_scale. The last checkpoint in {checkpoint_dir} is "
+                                    f"intact; resume from it with --resume")
+            done.assign(it + 1)
+            if writer is not None and ((it + 1) % c.log_every == 0 or it + 1 == iterations):
+                with writer.as_default():
+                    for k, v in metrics.items():
+                        tf.summary.scalar(f"rl2/{k}", v, step=it + 1)
+            if manager is not None and ((it + 1) % c.checkpoint_every == 0 or it + 1 == iterations):
+                manager.save(checkpoint_number=it + 1)
+            bar.update(1)
+            bar.set_postfix(trial_return=f"{metrics['trial_return']:.3f}")
+        bar.close()
+        if writer is not None:
+            writer.close()
+        return TrainResult(iterations=iterations, wall_time_s=time.time() - t0, metrics=metrics,
+                           checkpoint=manager.latest_checkpoint if manager else None)
+
+    def _restore(self, checkpoint_dir, dist) -> None:
+        latest = tf.train.latest_checkpoint(checkpoint_dir)
+        if latest is None:
+            raise CheckpointError(f"{checkpoint_dir}: no RL2 checkpoint found; train first (metarl train)")
+        self._build(dist)
+        try:
+            self._checkpoint().restore(latest).expect_partial().assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as err:
+            raise CheckpointError(f"{latest}: cannot be restored into RL2 with this config "
+                                  f"({type(err).__name__}); use the config it was trained with") from err
+
+    # ----------------------------------------------------------------- adapt
+    def _adapt(self, env, tasks, budget):
+        dist = self._dist
+        return RL2Policy(self.net, dist.time_step_spec(), dist.action_spec(), greedy=self.config.greedy_eval,
+                         adaptation={"algorithm": "rl2", "budget": budget,
+                                     "tasks": [t.task_id for t in tasks] if tasks else None})
+
+

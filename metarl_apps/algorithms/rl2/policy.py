@@ -1,0 +1,72 @@
+"""The adapted RL² policy: a tf-agents ``TFPolicy`` over the recurrent network; its state is the memory.
+
+No gradient steps at adaptation: the memory, carried across the episodes of a trial (reset only at the
+trial's ``FIRST`` step by tf-agents' automatic state reset), is what adapts. ``PolicySaver`` exports it with
+its ``policy_state_spec``.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+from tf_agents.trajectories import policy_step
+
+from metarl_apps.algorithms.rl2.losses import action_distribution
+from metarl_apps.core.agent import AdaptedPolicy
+from metarl_apps.networks.recurrent import RecurrentActorCritic
+
+
+class RL2Policy(AdaptedPolicy):
+    def __init__(self, net: RecurrentActorCritic, time_step_spec, action_spec, *, greedy: bool = False,
+                 adaptation: dict | None = None):
+        super().__init__(time_step_spec, action_spec, policy_state_spec=net.state_spec, adaptation=adaptation,
+                         name="rl2_policy")
+        self._net = net
+        self._greedy = greedy
+
+    def _distribution(self, time_step, policy_state):
+        logits, _, new_state = self._net.step(time_step.observation, policy_state)
+        if self._greedy:
+            mode = tf.argmax(logits, axis=-1, output_type=tf.int32) + self._net.action_min
+            dist = tfp.distributions.Deterministic(loc=tf.cast(mode, self.action_spec.dtype))
+            if self._net.action_shape:
+                dist = tfp.distributions.Independent(dist, reinterpreted_batch_ndims=len(self._net.action_shape))
+        else:
+            dist = _ShiftedCategorical(logits, self._net.action_min, len(self._net.action_shape),
+                                       self.action_spec.dtype)
+        return policy_step.PolicyStep(dist, new_state, ())
+
+
+class _ShiftedCategorical(tfp.distributions.Distribution):
+    """Categorical over ``[minimum, minimum + n)`` in the action dtype (one per action element)."""
+
+    def __init__(self, logits, minimum: int, action_rank: int, dtype):
+        self._base = action_distribution(logits, action_rank)
+        self._minimum = minimum
+        parameters = dict(locals())
+        super().__init__(dtype=dtype, reparameterization_type=tfp.distributions.NOT_REPARAMETERIZED,
+                         validate_args=False, allow_nan_stats=True, parameters=parameters, name="ShiftedCategorical")
+
+    def _sample_n(self, n, seed=None):
+        return tf.cast(self._base.sample(n, seed=seed), self.dtype) + tf.cast(self._minimum, self.dtype)
+
+    def _log_prob(self, x):
+        return self._base.log_prob(tf.cast(x, tf.int32) - self._minimum)
+
+    def _entropy(self):
+        return self._base.entropy()
+
+    def _mode(self):
+        return tf.cast(self._base.mode(), self.dtype) + tf.cast(self._minimum, self.dtype)
+
+    def _batch_shape_tensor(self):
+        return self._base.batch_shape_tensor()
+
+    def _batch_shape(self):
+        return self._base.batch_shape
+
+    def _event_shape_tensor(self):
+        return self._base.event_shape_tensor()
+
+    def _event_shape(self):
+        return self._base.event_shape

@@ -1,0 +1,1 @@
+"""Keras networks shared by the learners."""

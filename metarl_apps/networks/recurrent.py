@@ -1,0 +1,106 @@
+"""Recurrent actor-critic for RL²: ``(obs, prev_action, prev_reward, new_episode)`` -> embed -> LSTM/GRU ->
+policy logits and a value, with explicit recurrent state (tf-agents ``Network`` convention).
+
+Discrete actions of any shape (scalar, multi-discrete ``[m]``, slates ``[slate_size]``) get one categorical
+per action element: logits ``[..., *action_shape, num_values]``. An ``obs["action_mask"]`` (1 = allowed)
+masks the logits of scalar actions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+from tf_agents.specs import tensor_spec
+
+from metarl_apps.core.errors import MetaRLInputError
+from metarl_apps.networks.encoding import encode_observation, encoded_size, split_action_mask
+
+MASKED_LOGIT = -1e9
+
+
+def action_layout(action_spec) -> tuple[tuple[int, ...], int, int]:
+    """``(action_shape, num_values, minimum)`` of a bounded integer action spec; clear error otherwise."""
+    if not (isinstance(action_spec, tensor_spec.BoundedTensorSpec) and action_spec.dtype.is_integer):
+        raise MetaRLInputError(
+            f"action spec {action_spec}: this network needs a single bounded integer action spec "
+            f"(discrete, multi-discrete or slate); continuous actions need a Gaussian policy"
+        )
+    lo, hi = np.min(action_spec.minimum), np.max(action_spec.maximum)
+    if not (np.all(action_spec.minimum == lo) and np.all(action_spec.maximum == hi)):
+        raise MetaRLInputError(f"action spec {action_spec}: every action element must share the same bounds")
+    return tuple(action_spec.shape.as_list()), int(hi - lo + 1), int(lo)
+
+
+class RecurrentActorCritic(tf.Module):
+    """LSTM (default) or GRU actor-critic over trial observations.
+
+    ``step`` acts one step (``[B, ...]``); ``unroll`` runs whole sequences (``[B, T, ...]``) from a given
+    state. Both share the same weights (the Keras RNN layer and its cell).
+    """
+
+    def __init__(self, observation_spec, action_spec, *, cell: str = "lstm", hidden_size: int = 128,
+                 embed_sizes: tuple[int, ...] = (64,), name: str = "recurrent_actor_critic"):
+        super().__init__(name=name)
+        self.observation_spec = observation_spec
+        self.action_spec = action_spec
+        self.action_shape, self.num_values, self.action_min = action_layout(action_spec)
+        self.cell_type = cell
+        self.hidden_size = int(hidden_size)
+        self._embed = [tf.keras.layers.Dense(n, activation="relu", name=f"embed_{i}")
+                       for i, n in enumerate(embed_sizes)]
+        if cell == "lstm":
+            self._rnn = tf.keras.layers.LSTM(hidden_size, return_sequences=True, return_state=True, name="lstm")
+        elif cell == "gru":
+            self._rnn = tf.keras.layers.GRU(hidden_size, return_sequences=True, return_state=True, name="gru")
+        else:
+            raise MetaRLInputError(f"cell={cell!r}: must be 'lstm' or 'gru'")
+        n_logits = int(np.prod(self.action_shape or (1,))) * self.num_values
+        self._policy_head = tf.keras.layers.Dense(
+            n_logits, kernel_initializer=tf.keras.initializers.Orthogonal(0.01), name="policy")
+        self._value_head = tf.keras.layers.Dense(1, name="value")
+        d = encoded_size(observation_spec)
+        self._input_size = d
+        # Build every layer once so `step` and `unroll` share variables from the start.
+        self.unroll(tf.nest.map_structure(lambda s: tf.zeros([1, 1] + s.shape.as_list(), s.dtype), observation_spec),
+                    self.initial_state(1))
+
+    # ------------------------------------------------------------------ state
+    @property
+    def state_spec(self):
+        h = tensor_spec.TensorSpec([self.hidden_size], tf.float32)
+        return [h, h] if self.cell_type == "lstm" else [h]
+
+    def initial_state(self, batch_size) -> list[tf.Tensor]:
+        return [tf.zeros([batch_size, self.hidden_size]) for _ in self.state_spec]
+
+    # ---------------------------------------------------------------- forward
+    def _features(self, observation, outer_rank: int) -> tf.Tensor:
+        x = encode_observation(observation, self.observation_spec, outer_rank)
+        for layer in self._embed:
+            x = layer(x)
+        return x
+
+    def _heads(self, h: tf.Tensor, observation) -> tuple[tf.Tensor, tf.Tensor]:
+        outer = tf.shape(h)[:-1]
+        logits = self._policy_head(h)
+        logits = tf.reshape(logits, tf.concat([outer, list(self.action_shape) + [self.num_values]], 0))
+        _, mask = split_action_mask(observation)
+        if mask is not None and not self.action_shape:
+            logits = tf.where(tf.cast(mask, tf.bool), logits, MASKED_LOGIT)
+        value = tf.squeeze(self._value_head(h), -1)
+        return logits, value
+
+    def step(self, observation, state):
+        """One step: observation ``[B, ...]`` -> ``(logits [B, *A, n], value [B], new_state)``."""
+        x = self._features(observation, 1)
+        h, new_state = self._rnn.cell(x, list(state))
+        logits, value = self._heads(h, observation)
+        return logits, value, list(new_state)
+
+    def unroll(self, observation, state):
+        """Sequences: observation ``[B, T, ...]`` -> ``(logits [B, T, *A, n], value [B, T], final_state)``."""
+        x = self._features(observation, 2)
+        out = self._rnn(x, initial_state=list(state))
+        h, final_state = out[0], list(out[1:])
+        logits, value = self._heads(h, observation)
+        return logits, value, final_state

@@ -1,0 +1,160 @@
+"""RL² learner: memory semantics, export, checkpoints/resume, bad input — on tiny, fast problems."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tf_agents.policies import policy_saver
+
+from metarl_apps.adapters.bandits import BernoulliBandits, BernoulliBanditEnvironment
+from metarl_apps.adapters.mdp import TabularMDPs
+from metarl_apps.algorithms.rl2 import RL2, RL2Policy
+from metarl_apps.core.errors import CheckpointError, TrainingError
+
+TINY = dict(hidden_size=16, embed_sizes=(8,), tasks_per_iteration=16, minibatches=2, epochs=2)
+
+
+def _trained(dist, iterations=2, **kw):
+    learner = RL2(**{**TINY, **kw})
+    learner.meta_train(dist, dist.sample(64, "train"), iterations=iterations, seed=0)
+    return learner
+
+
+def test_memory_persists_across_episodes_and_resets_at_trial_start():
+    dist = TabularMDPs(states=3, actions=2, horizon=2, episodes=3)
+    learner = _trained(dist)
+    policy = learner.adapt(dist.sample(4, "test"), 3)
+    assert isinstance(policy, RL2Policy)
+    env = dist.make_env(dist.sample(4, "test"))
+    ts = env.reset()
+    state = policy.get_initial_state(4)
+    states = []
+    for _ in range(2 * 3):
+        step = policy.action(ts, state)
+        state = step.state
+        states.append(state[0].numpy())
+        ts = env.step(step.action)
+        if ts.observation["new_episode"].numpy().any():
+            # an inner-episode boundary: the memory must carry over, not return to zeros
+            assert np.abs(state[0].numpy()).sum() > 0
+    # at a new trial (FIRST step) tf-agents' automatic state reset returns to the initial state
+    ts = env.step(tf.zeros([4], tf.int32))
+    assert ts.is_first().numpy().all()
+    from_nonzero = policy.action(ts, state).state
+    from_zero = policy.action(ts, policy.get_initial_state(4)).state
+    np.testing.assert_allclose(from_nonzero[0].numpy(), from_zero[0].numpy())
+    assert len({s.tobytes() for s in states}) == len(states)
+
+
+def test_policy_saver_export_reloads_in_a_fresh_process(tmp_path):
+    dist = BernoulliBandits(arms=3, pulls=4)
+    learner = _trained(dist, greedy_eval=True)
+    policy = learner.adapt(dist.sample(2, "test"), 4)
+    saver = policy_saver.PolicySaver(policy, batch_size=None)
+    saver.save(str(tmp_path / "policy"))
+    env = dist.make_env(dist.sample(2, "test"))
+    ts = env.reset()
+    state = policy.get_initial_state(2)
+    expected, inputs = [], []
+    for _ in range(4):
+        step = policy.action(ts, state)
+        inputs.append((ts, state))
+        expected.append(step.action.numpy())
+        state = step.state
+        ts = env.step(step.action)
+    np.savez(tmp_path / "io.npz", **{
+        f"{i}_{k}": v for i, (t, s) in enumerate(inputs) for k, v in {
+            "step_type": t.step_type.numpy(), "reward": t.reward.numpy(), "discount": t.discount.numpy(),
+            "obs": t.observation["obs"].numpy(), "prev_action": t.observation["prev_action"].numpy(),
+            "prev_reward": t.observation["prev_reward"].numpy(),
+            "new_episode": t.observation["new_episode"].numpy(),
+            "h": s[0].numpy(), "c": s[1].numpy()}.items()})
+    script = textwrap.dedent(f"""
+        import numpy as np, tensorflow as tf
+        from tf_agents.trajectories import time_step as ts
+        p = tf.saved_model.load({str(tmp_path / 'policy')!r})
+        d = np.load({str(tmp_path / 'io.npz')!r})
+        out = []
+        for i in range(4):
+            t = ts.TimeStep(tf.constant(d[f"{{i}}_step_type"]), tf.constant(d[f"{{i}}_reward"]),
+                            tf.constant(d[f"{{i}}_discount"]),
+                            {{"obs": tf.constant(d[f"{{i}}_obs"]), "prev_action": tf.constant(d[f"{{i}}_prev_action"]),
+                              "prev_reward": tf.constant(d[f"{{i}}_prev_reward"]),
+                              "new_episode": tf.constant(d[f"{{i}}_new_episode"])}})
+            step = p.action(t, [tf.constant(d[f"{{i}}_h"]), tf.constant(d[f"{{i}}_c"])])
+            out.append(step.action.numpy().tolist())
+        print(out)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          check=False, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == str([e.tolist() for e in expected])
+
+
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
+    dist = BernoulliBandits(arms=3, pulls=5)
+    pool = dist.sample(64, "train")
+    straight = RL2(**TINY)
+    straight.meta_train(dist, pool, iterations=4, seed=3, checkpoint_dir=str(tmp_path / "a"))
+    first = RL2(**TINY, checkpoint_every=2)
+    first.meta_train(dist, pool, iterations=2, seed=3, checkpoint_dir=str(tmp_path / "b"))
+    resumed = RL2(**TINY, checkpoint_every=2)
+    resumed.meta_train(dist, pool, iterations=4, seed=3, checkpoint_dir=str(tmp_path / "b"), resume=True)
+    for a, b in zip(straight.net.trainable_variables, resumed.net.trainable_variables, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    # a fresh run into a directory holding a checkpoint would overwrite it: refused
+    with pytest.raises(CheckpointError, match="already holds a checkpoint; pass --resume"):
+        RL2(**TINY).meta_train(dist, pool, iterations=4, seed=3, checkpoint_dir=str(tmp_path / "b"))
+    # restore for evaluation, and a clear error for a missing or mismatched checkpoint
+    restored = RL2(**TINY)
+    restored.restore(str(tmp_path / "a"), dist)
+    for a, b in zip(straight.net.trainable_variables, restored.net.trainable_variables, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy())
+    with pytest.raises(CheckpointError, match="no RL2 checkpoint found"):
+        RL2(**TINY).restore(str(tmp_path), dist)
+    with pytest.raises(CheckpointError, match="cannot be restored into RL2 with this config"):
+        RL2(**{**TINY, "hidden_size": 8}).restore(str(tmp_path / "a"), dist)
+
+
+class _NaNBandits(BernoulliBandits):
+    def _make_env(self, tasks, seed):
+        class Env(BernoulliBanditEnvironment):
+            def _transition(self, action, h, counter):
+                reward, obs = super()._transition(action, h, counter)
+                return reward * np.nan, obs
+
+        means = np.stack([t.params["means"] for t in tasks])
+        return Env(means, [t.seed for t in tasks], self.action_spec(), self.pulls, seed=seed)
+
+
+def test_nan_loss_stops_training_and_keeps_checkpoints(tmp_path):
+    dist = _NaNBandits(arms=2, pulls=3)
+    with pytest.raises(TrainingError, match="non-finite training metrics at iteration 0"):
+        RL2(**TINY).meta_train(dist, dist.sample(32, "train"), iterations=2, checkpoint_dir=str(tmp_path))
+    assert tf.train.latest_checkpoint(str(tmp_path)) is None
+
+
+def test_multi_discrete_actions_run():
+    from tf_agents.specs import tensor_spec
+
+    class TwoHeads(BernoulliBandits):
+        """Pull a pair of arms at once; reward from the first (a multi-discrete action [2])."""
+
+        def action_spec(self):
+            return tensor_spec.BoundedTensorSpec((2,), tf.int32, 0, self.arms - 1, name="action")
+
+        def _make_env(self, tasks, seed):
+            class Env(BernoulliBanditEnvironment):
+                def _transition(self, action, h, counter):
+                    return super()._transition(action[:, 0], h, counter)
+
+            means = np.stack([t.params["means"] for t in tasks])
+            return Env(means, [t.seed for t in tasks], self.action_spec(), self.pulls, seed=seed)
+
+    dist = TwoHeads(arms=3, pulls=4)
+    learner = _trained(dist)
+    curve = learner.evaluate(dist, dist.sample(8, "test"), [1, 4])
+    assert curve.values.shape == (1, 8, 2)

@@ -1,0 +1,61 @@
+"""Hand-worked numbers for RL²'s GAE over a trial and the PPO loss."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from metarl_apps.algorithms.rl2.config import RL2Config
+from metarl_apps.algorithms.rl2.losses import gae, ppo_loss
+from metarl_apps.core.errors import MetaRLInputError
+
+
+def test_gae_by_hand():
+    # T=3, gamma=0.5, lambda=0.5, values 1,2,3, rewards 1,1,1; the trial ends after the last step.
+    rewards = tf.constant([[1.0, 1.0, 1.0]])
+    values = tf.constant([[1.0, 2.0, 3.0]])
+    adv, ret = gae(rewards, values, discount=0.5, lam=0.5)
+    d2 = 1.0 - 3.0                      # last step: r - V (no bootstrap)
+    d1 = 1.0 + 0.5 * 3.0 - 2.0          # 0.5
+    d0 = 1.0 + 0.5 * 2.0 - 1.0          # 1.0
+    a2 = d2
+    a1 = d1 + 0.25 * a2
+    a0 = d0 + 0.25 * a1
+    np.testing.assert_allclose(adv.numpy(), [[a0, a1, a2]], rtol=1e-6)
+    np.testing.assert_allclose(ret.numpy(), [[a0 + 1, a1 + 2, a2 + 3]], rtol=1e-6)
+
+
+def test_gae_lambda_one_gamma_one_is_return_to_go_minus_value():
+    rewards = tf.constant([[1.0, 0.0, 2.0], [0.0, 0.0, 1.0]])
+    values = tf.constant([[0.5, 0.5, 0.5], [0.0, 1.0, 0.0]])
+    adv, ret = gae(rewards, values, discount=1.0, lam=1.0)
+    np.testing.assert_allclose(ret.numpy(), [[3.0, 2.0, 2.0], [1.0, 1.0, 1.0]], rtol=1e-6)
+
+
+def test_ppo_loss_by_hand():
+    new = tf.math.log(tf.constant([[0.6, 0.2]]))
+    old = tf.math.log(tf.constant([[0.4, 0.4]]))
+    adv = tf.constant([[1.0, -1.0]])
+    ent = tf.constant([[1.0, 0.5]])
+    values, returns = tf.constant([[1.0, 2.0]]), tf.constant([[0.0, 2.0]])
+    total, parts = ppo_loss(new, old, adv, ent, values, returns, clip_ratio=0.2, entropy_coef=0.1,
+                            value_coef=0.5)
+    # ratios 1.5 (clipped to 1.2 for a positive advantage) and 0.5 (min(0.5*-1, 0.8*-1) = -0.8)
+    surrogate = (1.2 * 1.0 + (-0.8)) / 2
+    value_loss = 0.5 * (1.0 + 0.0) / 2
+    assert parts["policy_loss"].numpy() == pytest.approx(-surrogate, rel=1e-6)
+    assert parts["value_loss"].numpy() == pytest.approx(value_loss, rel=1e-6)
+    assert parts["clip_fraction"].numpy() == pytest.approx(1.0)
+    assert total.numpy() == pytest.approx(-surrogate + 0.5 * value_loss - 0.1 * 0.75, rel=1e-6)
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("cell", "rnn", "cell='rnn': must be 'lstm' or 'gru'"),
+    ("hidden_size", 0, "hidden_size=0: must be a positive integer"),
+    ("learning_rate", -1e-3, "learning_rate=-0.001: must be a positive number"),
+    ("discount", 1.5, "discount=1.5: must be in"),
+    ("clip_ratio", -0.1, "clip_ratio=-0.1"),
+    ("embed_sizes", [64, 0], "embed_sizes"),
+])
+def test_bad_config_is_a_clear_error(field, value, match):
+    with pytest.raises(MetaRLInputError, match=match):
+        RL2Config(**{field: value})
