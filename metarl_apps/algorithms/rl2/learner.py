@@ -77,7 +77,7 @@ class RL2(MetaLearner):
                 index = sample(logits)
                 logp = action_distribution(logits, action_rank).log_prob(index)
                 action = tf.cast(index + net.action_min, env.action_spec().dtype)
-                obs_ta = tf.nest.map_structure(lambda ta, x: ta.write(t, x), obs_ta, time_step.observation)
+                obs_ta = tf.nest.map_structure(lambda ta, x, t=t: ta.write(t, x), obs_ta, time_step.observation)
                 time_step = env.step(action)
                 act_ta = act_ta.write(t, index)
                 logp_ta = logp_ta.write(t, logp)
@@ -100,7 +100,7 @@ class RL2(MetaLearner):
                 perm = tf.argsort(generator.uniform([batch]))
                 for m in tf.range(c.minibatches):
                     idx = perm[m * mb:(m + 1) * mb]
-                    take = lambda x: tf.gather(x, idx)  # noqa: E731
+                    take = lambda x, idx=idx: tf.gather(x, idx)  # noqa: E731
                     obs_mb = tf.nest.map_structure(take, observations)
                     adv = take(advantages)
                     if c.normalize_advantages:

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from tf_agents.policies import policy_saver
 
-from metarl_apps.adapters.bandits import BernoulliBandits, BernoulliBanditEnvironment
+from metarl_apps.adapters.bandits import BernoulliBanditEnvironment, BernoulliBandits
 from metarl_apps.adapters.mdp import TabularMDPs
 from metarl_apps.algorithms.rl2 import RL2, RL2Policy
 from metarl_apps.core.errors import CheckpointError, TrainingError
