@@ -28,9 +28,9 @@ class ScenarioError(MetaRLInputError):
     def __init__(self, path: str, field: str, message: str):
         self.path = path
         self.field = field
-        self.message = message
+        self.message = " ".join(str(message).split())  # one line, whatever the caller passed
         where = f"{path}: {field}: " if field else f"{path}: "
-        super().__init__(where + message)
+        super().__init__(where + self.message)
 
 
 class SpecMismatchError(MetaRLInputError):

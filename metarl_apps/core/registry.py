@@ -64,6 +64,13 @@ class Registry:
             raise MetaRLInputError(f"register: {self.label} {name!r} is already registered")
         self._targets[name] = target
 
+    def unregister(self, name: str) -> None:
+        """Remove a name registered at run time or by a plugin (tests, notebooks)."""
+        self._load_plugins()
+        if name not in self._targets:
+            raise UnknownNameError(f"unknown {self.label} {name!r}; valid names: {', '.join(self.names())}")
+        del self._targets[name]
+
     # ------------------------------------------------------------ lookup
     def names(self) -> list[str]:
         self._load_plugins()
@@ -92,7 +99,7 @@ class Registry:
             except (ImportError, AttributeError) as err:
                 raise MetaRLInputError(
                     f"{self.label} {name!r} points at {target!r}, which cannot be imported ({err}); "
-                    f"reinstall the package that provides it"
+                    f"check that the package providing it (and its dependencies) is installed"
                 ) from err
             self._targets[name] = obj
             target = obj
