@@ -48,6 +48,18 @@ class BernoulliBandits(TaskDistribution):
     def episodes_per_trial(self) -> int:
         return self.pulls
 
+    def reference_values(self) -> dict[str, float]:
+        """Exact expected totals over the task prior: the oracle (n·k/(k+1)) and, where the dynamic
+        programme is small enough, the Bayes-optimal policy — the ceiling of any learner."""
+        refs = {"oracle_exact": self.pulls * self.arms / (self.arms + 1)}
+        from metarl_apps.baselines.bandits import bayes_optimal_value
+
+        try:
+            refs["bayes_optimal_exact"] = bayes_optimal_value(self.arms, self.pulls)
+        except MetaRLInputError:
+            pass  # too many belief states for exact DP at this size
+        return refs
+
     def _sample_params(self, stream: np.random.Generator, split: str) -> dict:
         return {"means": stream.uniform(0.0, 1.0, size=self.arms).astype(np.float32)}
 
@@ -56,6 +68,13 @@ class BernoulliBandits(TaskDistribution):
 
     def time_step_spec(self):
         return trial_time_step_spec(_obs_spec(), self.action_spec())
+
+    def oracle_policy(self, tasks: list[Task]):
+        """The oracle: a stateless policy pulling each task's arm of highest true mean, every time."""
+        from metarl_apps.baselines.bandits import FixedActionPolicy
+
+        best = [int(np.argmax(t.params["means"])) for t in tasks]
+        return FixedActionPolicy(self, best, name="oracle")
 
     def _make_env(self, tasks: list[Task], seed: int) -> "BernoulliBanditEnvironment":
         means = np.stack([t.params["means"] for t in tasks]).astype(np.float32)

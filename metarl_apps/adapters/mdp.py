@@ -96,6 +96,15 @@ class TabularMDPs(TaskDistribution):
     def time_step_spec(self):
         return trial_time_step_spec(self.observation_spec_obs(), self.action_spec())
 
+    def oracle_policy(self, tasks: list[Task]):
+        """The oracle: greedy by each task's optimal finite-horizon ``Q*[h, s]`` (value iteration on the true
+        ``reward_means`` and ``transitions``); its state is the step ``h`` within the episode."""
+        from metarl_apps.baselines.mdp import QTablePolicy, value_iteration
+
+        mu = np.stack([t.params["reward_means"] for t in tasks]).astype(np.float32)
+        p = np.stack([t.params["transitions"] for t in tasks]).astype(np.float32)
+        return QTablePolicy(self, value_iteration(mu, p, self.horizon).numpy(), name="oracle")
+
     def _make_env(self, tasks: list[Task], seed: int) -> "TabularMDPEnvironment":
         mu = np.stack([t.params["reward_means"] for t in tasks])
         p = np.stack([t.params["transitions"] for t in tasks])

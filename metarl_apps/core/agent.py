@@ -65,7 +65,7 @@ class Baseline(abc.ABC):
     def __init__(self, **config: Any):
         if config:
             raise MetaRLInputError(
-                f"{type(self).__name__} takes no config, got {sorted(config)}; remove these keys"
+                f"{type(self).__name__} takes no config, got {sorted(config)}; remove the agent's config keys"
             )
         self.config: dict = {}
 
@@ -212,7 +212,7 @@ class MetaLearner(abc.ABC):
         budgets = [check_budget(b, dist.episodes_per_trial) for b in budgets]
         if not budgets or budgets != sorted(set(budgets)):
             raise MetaRLInputError(f"evaluate: budgets {budgets} must be a non-empty increasing list")
-        values = cumulative_returns(lambda chunk: self.adapt(chunk, max(budgets)), dist, tasks, budgets,
+        values = cumulative_returns(lambda chunk, _seed: self.adapt(chunk, max(budgets)), dist, tasks, budgets,
                                     env_seed=env_seed, seed=seed)
         return Curve(name or self.name or type(self).__name__, tuple(budgets), values[None])
 

@@ -114,6 +114,8 @@ TASK_FAMILIES = Registry(
     {
         "bandits.bernoulli": "metarl_apps.adapters.bandits:BernoulliBandits",
         "mdp.tabular": "metarl_apps.adapters.mdp:TabularMDPs",
+        "recsys.interest_evolution": "metarl_apps.adapters.recsys:InterestEvolutionUsers",
+        "recsys.latent_factor": "metarl_apps.adapters.recsys:LatentFactorUsers",
     },
 )
 
@@ -131,6 +133,11 @@ BASELINES = Registry(
         "bayes_optimal": "metarl_apps.baselines.bandits:BayesOptimalBaseline",
         "q_learning": "metarl_apps.baselines.mdp:QLearningBaseline",
         "psrl": "metarl_apps.baselines.mdp:PSRLBaseline",
+        "random_slate": "metarl_apps.baselines.recsys:RandomSlateBaseline",
+        "popularity": "metarl_apps.baselines.recsys:PopularityBaseline",
+        "linucb": "metarl_apps.baselines.recsys:LinUCBBaseline",
+        "lin_ts": "metarl_apps.baselines.recsys:LinTSBaseline",
+        "global_mlp": "metarl_apps.baselines.recsys:GlobalRewardModelBaseline",
     },
 )
 

@@ -17,7 +17,8 @@ from metarl_apps.core.task import Task, TaskDistribution
 from metarl_apps.evaluation.runner import episode_returns, rollout
 from metarl_apps.evaluation.stats import mean_ci95
 
-PolicyFactory = Callable[[list[Task]], tf_policy.TFPolicy]
+#: ``make_policy(tasks_of_the_chunk, seed_of_the_chunk) -> TFPolicy``
+PolicyFactory = Callable[[list[Task], int], tf_policy.TFPolicy]
 
 
 def cumulative_returns(
@@ -40,7 +41,7 @@ def cumulative_returns(
     for start in range(0, len(tasks), chunk_size):
         chunk = tasks[start : start + chunk_size]
         env = dist.make_env(chunk, seed=env_seed)
-        policy = make_policy(chunk)
+        policy = make_policy(chunk, seed + start)
         rewards, episode = rollout(policy, env, steps, seed=seed + start)
         cum = np.cumsum(episode_returns(rewards, episode, num_episodes), axis=1)
         out.append(cum[:, [b - 1 for b in budgets]])

@@ -163,8 +163,8 @@ def run_scenario(
                 _train_one(agent, spec, scenario, dist, train_tasks, out, s, resume, progress)
             bar = _tqdm(len(test_tasks), f"{spec.name} seed {s}", progress)
             values = cumulative_returns(
-                lambda chunk, agent=agent, s=s: agent.policy_for(dist, chunk, seed=s, budget=max(budgets)),
-                dist, test_tasks, budgets, env_seed=scenario.env_seed, seed=s, on_chunk=bar.update)
+                lambda chunk, cseed, agent=agent: agent.policy_for(dist, chunk, seed=cseed, budget=max(budgets)),
+                dist, test_tasks, budgets, env_seed=scenario.env_seed, seed=1_000_003 * s, on_chunk=bar.update)
             bar.close()
             per_seed.append(values)
         curves[spec.name] = Curve(spec.name, tuple(budgets), np.stack(per_seed))
@@ -180,7 +180,7 @@ def run_scenario(
         from metarl_apps.baselines.classic import OracleBaseline
 
         oracle = OracleBaseline()
-        oracle_values = cumulative_returns(lambda chunk: oracle.make_policy(dist, chunk), dist, test_tasks,
+        oracle_values = cumulative_returns(lambda chunk, cseed: oracle.make_policy(dist, chunk), dist, test_tasks,
                                            budgets, env_seed=scenario.env_seed)
         oracle_curve = Curve("oracle", tuple(budgets), oracle_values[None])
         reported = {k: regret_curve(c, oracle_curve) for k, c in curves.items()}

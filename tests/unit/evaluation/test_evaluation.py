@@ -42,22 +42,22 @@ def test_rollout_of_a_scripted_policy_on_deterministic_bandits():
     rewards, episode = rollout(_ConstantArm(dist, 0), dist.make_env(tasks), 4)
     np.testing.assert_array_equal(rewards, np.ones((3, 4)))
     np.testing.assert_array_equal(episode, np.tile(np.arange(4), (3, 1)))
-    values = cumulative_returns(lambda chunk: _ConstantArm(dist, 1), dist, tasks, [1, 3])
+    values = cumulative_returns(lambda chunk, seed: _ConstantArm(dist, 1), dist, tasks, [1, 3])
     np.testing.assert_array_equal(values, np.zeros((3, 2)))
 
 
 def test_cumulative_returns_chunking_does_not_change_results():
     dist = BernoulliBandits(arms=3, pulls=5)
     tasks = dist.sample(10, "test", 0)
-    whole = cumulative_returns(lambda c: _ConstantArm(dist, 2), dist, tasks, [1, 5])
-    chunked = cumulative_returns(lambda c: _ConstantArm(dist, 2), dist, tasks, [1, 5], chunk_size=3)
+    whole = cumulative_returns(lambda c, seed: _ConstantArm(dist, 2), dist, tasks, [1, 5])
+    chunked = cumulative_returns(lambda c, seed: _ConstantArm(dist, 2), dist, tasks, [1, 5], chunk_size=3)
     np.testing.assert_array_equal(whole, chunked)
 
 
 def test_random_baseline_expected_total_is_half_the_pulls():
     dist = BernoulliBandits(arms=5, pulls=10)
     tasks = dist.sample(3000, "test", 0)
-    values = cumulative_returns(lambda c: RandomBaseline().make_policy(dist, c), dist, tasks, [10])
+    values = cumulative_returns(lambda c, seed: RandomBaseline().make_policy(dist, c, seed), dist, tasks, [10])
     mean, ci = mean_ci95(values[:, 0])
     assert abs(mean - 5.0) < max(ci, 0.03) * 1.5
 

@@ -1,0 +1,477 @@
+"""Bandit baselines for ``bandits.bernoulli``: greedy, epsilon-greedy, UCB1, Thompson sampling, Bayes-optimal.
+
+Every baseline returns a tf-agents ``TFPolicy`` acting on a batch of tasks (row ``i`` = ``tasks[i]``). What a
+policy has learned about its task lives in the policy state, batched ``[B, ...]``:
+
+* ``"pulls"`` ``[B, k]`` and ``"successes"`` ``[B, k]`` (float32 counts), updated from
+  ``observation["prev_action"]`` and ``time_step.reward`` on every step that does not start a trial
+  (``step_type != FIRST``), and reset to zero on trial starts;
+* ``"step"`` ``[B]`` int64, a counter that keys the policy's randomness (see :class:`StatefulPolicy`).
+
+Actions are pure, batched TF ops: the evaluator compiles whole rollouts in one ``tf.function``.
+
+The Bayes-optimal policy solves the Bayes-adaptive bandit exactly by dynamic programming over belief states
+(:func:`bayes_optimal_value`), then acts in-graph through a sorted table of the optimal (state, arm-belief)
+keys (:class:`BayesOptimalPolicy`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+import tensorflow as tf
+from tf_agents.policies import tf_policy
+from tf_agents.specs import tensor_spec
+from tf_agents.trajectories import policy_step
+from tf_agents.trajectories import time_step as ts
+
+from metarl_apps.core import rng
+from metarl_apps.core.agent import Baseline, is_first
+from metarl_apps.core.env import PREV_ACTION
+from metarl_apps.core.errors import MetaRLInputError
+from metarl_apps.core.task import Task, TaskDistribution
+
+FAMILY = "bandits.bernoulli"
+
+#: The largest number of decision states :func:`bayes_optimal_value` / :class:`BayesOptimalBaseline` accept.
+MAX_BAYES_STATES = 300_000
+
+
+# ================================================================== configuration
+def check_number(owner: str, name: str, value: Any, low: float | None = None, high: float | None = None,
+                 low_open: bool = False) -> float:
+    """Validate a numeric config field; raise a one-line ``MetaRLInputError`` naming it."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+    ok = ok and math.isfinite(float(value))
+    if ok:
+        v = float(value)
+        ok = (low is None or (v > low if low_open else v >= low)) and (high is None or v <= high)
+    if not ok:
+        if low is not None and high is not None:
+            want = f"a number in {'(' if low_open else '['}{low:g}, {high:g}]"
+        elif low is not None:
+            want = f"a number {'>' if low_open else '>='} {low:g}"
+        else:
+            want = "a finite number"
+        raise MetaRLInputError(f"{owner}: config {name}={value!r} must be {want}")
+    return float(value)
+
+
+class ConfiguredBaseline(Baseline):
+    """A baseline whose ``config`` keys are ``defaults``; unknown keys are refused, listing the valid ones."""
+
+    defaults: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, **config: Any):
+        super().__init__()
+        unknown = sorted(set(config) - set(self.defaults))
+        if unknown:
+            valid = ", ".join(self.defaults) or "none"
+            raise MetaRLInputError(f"{type(self).__name__}: unknown config keys {unknown}; valid keys: {valid}")
+        self.config = {**self.defaults, **config}
+        self._validate()
+
+    def _validate(self) -> None:
+        """Check ``self.config`` (subclasses; use :func:`check_number`) and store clean values back."""
+
+
+# ================================================================== policies
+def random_choice(mask: tf.Tensor, uniform: tf.Tensor) -> tf.Tensor:
+    """``[B]`` int32: per row, a uniformly random index among those where ``mask`` ``[B, n]`` is True.
+
+    ``uniform`` ``[B, n]`` are i.i.d. U[0, 1) draws. A row with no True entry gets index 0.
+    """
+    return tf.argmax(tf.where(mask, uniform, -1.0), axis=-1, output_type=tf.int32)
+
+
+def argmax_mask(scores: tf.Tensor) -> tf.Tensor:
+    """``[B, n]`` bool: the entries equal to their row's maximum (exact ties included)."""
+    return scores >= tf.reduce_max(scores, axis=-1, keepdims=True)
+
+
+def _outer(batch_size) -> list:
+    return [] if batch_size is None else [batch_size]
+
+
+class StatefulPolicy(tf_policy.TFPolicy):
+    """Base of the baselines' policies: an explicit state with a ``"step"`` counter keying the randomness.
+
+    Randomness uses stateless TF ops seeded by ``(hash(name, seed) + salt, step)``, so an action is a pure
+    function of ``(time_step, policy_state)``: the same inputs give the same action, in eager mode, in any
+    ``tf.function`` and in a SavedModel exported with ``PolicySaver``. ``step`` is not reset on trial starts
+    (stats are), so successive trials draw fresh numbers. tf-agents' automatic reset is off: subclasses reset
+    their statistics themselves where :func:`metarl_apps.core.agent.is_first`.
+    """
+
+    def __init__(self, dist: TaskDistribution, seed: int, stats_spec: Mapping[str, tf.TypeSpec], name: str):
+        state_spec = {"step": tensor_spec.TensorSpec((), tf.int64, name="step"), **stats_spec}
+        super().__init__(dist.time_step_spec(), dist.action_spec(), policy_state_spec=state_spec,
+                         automatic_state_reset=False, name=name)
+        self._seed_key = rng.task_key("baseline-policy", name, int(seed)) >> 32  # 31 bits
+
+    # ------------------------------------------------------------- state
+    def _initial_stats(self, batch_size) -> dict:
+        """The statistics at a trial start (zeros unless overridden).
+
+        ``batch_size`` may be a tensor, or None for unbatched state (tf-agents convention).
+        """
+        specs = {k: v for k, v in self.policy_state_spec.items() if k != "step"}
+        return tensor_spec.zero_spec_nest(specs, outer_dims=_outer(batch_size))
+
+    def _get_initial_state(self, batch_size):
+        return {"step": tf.zeros(_outer(batch_size), tf.int64), **self._initial_stats(batch_size)}
+
+    def _reset_where_first(self, time_step: ts.TimeStep, stats: dict) -> dict:
+        first = is_first(time_step)
+        fresh = self._initial_stats(tf.shape(first)[0])
+
+        def pick(new, init):
+            cond = tf.reshape(first, [-1] + [1] * (new.shape.rank - 1))
+            return tf.where(cond, init, new)
+
+        return {k: pick(v, fresh[k]) for k, v in stats.items()}
+
+    # -------------------------------------------------------- randomness
+    def _seed(self, policy_state, salt: int) -> tf.Tensor:
+        step = tf.reduce_max(policy_state["step"])
+        return tf.stack([tf.constant(self._seed_key + salt, tf.int64), step])
+
+    def _uniform(self, policy_state, shape, salt: int) -> tf.Tensor:
+        return tf.random.stateless_uniform(shape, seed=self._seed(policy_state, salt))
+
+    def _next_state(self, policy_state, stats: dict) -> dict:
+        return {"step": policy_state["step"] + 1, **stats}
+
+
+class BanditPolicy(StatefulPolicy):
+    """A bandit policy with per-arm ``pulls`` and ``successes`` in its state; subclasses implement ``_choose``."""
+
+    def __init__(self, dist: TaskDistribution, seed: int, name: str):
+        k = int(dist.action_spec().maximum) + 1
+        stats = {"pulls": tensor_spec.TensorSpec((k,), tf.float32, name="pulls"),
+                 "successes": tensor_spec.TensorSpec((k,), tf.float32, name="successes")}
+        super().__init__(dist, seed, stats, name)
+        self.arms = k
+
+    def _action(self, time_step, policy_state, seed):
+        del seed  # randomness is keyed by the state (see StatefulPolicy)
+        learn = tf.cast(tf.logical_not(is_first(time_step)), tf.float32)[:, None]
+        pulled = tf.one_hot(tf.cast(time_step.observation[PREV_ACTION], tf.int32), self.arms) * learn
+        stats = {"pulls": policy_state["pulls"] + pulled,
+                 "successes": policy_state["successes"] + pulled * time_step.reward[:, None]}
+        stats = self._reset_where_first(time_step, stats)
+        action = self._choose(stats["pulls"], stats["successes"], policy_state)
+        return policy_step.PolicyStep(action, self._next_state(policy_state, stats), ())
+
+    def _choose(self, pulls: tf.Tensor, successes: tf.Tensor, policy_state) -> tf.Tensor:
+        """``[B]`` int32 arms from the counts ``[B, k]``."""
+        raise NotImplementedError
+
+    def _tie_break(self, mask, policy_state, salt: int = 0):
+        return random_choice(mask, self._uniform(policy_state, tf.shape(mask), salt))
+
+    def _greedy_mask(self, pulls, successes):
+        """Untried arms if any, else the arms of highest empirical mean."""
+        untried = tf.equal(pulls, 0.0)
+        mean = successes / tf.maximum(pulls, 1.0)
+        return tf.where(tf.reduce_any(untried, axis=-1, keepdims=True), untried, argmax_mask(mean))
+
+
+class GreedyPolicy(BanditPolicy):
+    def _choose(self, pulls, successes, policy_state):
+        return self._tie_break(self._greedy_mask(pulls, successes), policy_state)
+
+
+class EpsilonGreedyPolicy(BanditPolicy):
+    def __init__(self, dist, seed, epsilon: float, name="epsilon_greedy"):
+        super().__init__(dist, seed, name)
+        self._epsilon = float(epsilon)
+
+    def _choose(self, pulls, successes, policy_state):
+        greedy = self._tie_break(self._greedy_mask(pulls, successes), policy_state, 0)
+        explore = self._tie_break(tf.ones_like(pulls, tf.bool), policy_state, 1)
+        coin = self._uniform(policy_state, tf.shape(pulls)[:1], 2)
+        return tf.where(coin < self._epsilon, explore, greedy)
+
+
+class UCB1Policy(BanditPolicy):
+    """Index ``mean_a + sqrt(c ln t / n_a)`` with ``t`` the pulls so far; untried arms first."""
+
+    def __init__(self, dist, seed, c: float, name="ucb1"):
+        super().__init__(dist, seed, name)
+        self._c = float(c)
+
+    def _choose(self, pulls, successes, policy_state):
+        untried = tf.equal(pulls, 0.0)
+        n = tf.maximum(pulls, 1.0)
+        t = tf.reduce_sum(pulls, axis=-1, keepdims=True)
+        index = successes / n + tf.sqrt(self._c * tf.math.log(tf.maximum(t, 1.0)) / n)
+        mask = tf.where(tf.reduce_any(untried, axis=-1, keepdims=True), untried, argmax_mask(index))
+        return self._tie_break(mask, policy_state)
+
+
+class ThompsonPolicy(BanditPolicy):
+    """Samples ``theta_a ~ Beta(alpha + successes_a, beta + failures_a)`` (as ``X / (X + Y)``, Gamma X, Y)."""
+
+    def __init__(self, dist, seed, alpha: float, beta: float, name="thompson"):
+        super().__init__(dist, seed, name)
+        self._alpha, self._beta = float(alpha), float(beta)
+
+    def _choose(self, pulls, successes, policy_state):
+        shape = tf.shape(pulls)
+        x = tf.random.stateless_gamma(shape, self._seed(policy_state, 0), alpha=self._alpha + successes)
+        y = tf.random.stateless_gamma(shape, self._seed(policy_state, 1), alpha=self._beta + pulls - successes)
+        theta = x / tf.maximum(x + y, 1e-30)
+        return self._tie_break(argmax_mask(theta), policy_state, 2)
+
+
+class FixedActionPolicy(tf_policy.TFPolicy):
+    """Plays ``actions[i]`` in row ``i`` forever (the bandit oracle: each task's best arm). No state."""
+
+    def __init__(self, dist: TaskDistribution, actions, name: str = "oracle"):
+        super().__init__(dist.time_step_spec(), dist.action_spec(), name=name)
+        self._actions = tf.constant(np.asarray(actions, np.int32))
+
+    def _action(self, time_step, policy_state, seed):
+        return policy_step.PolicyStep(tf.identity(self._actions), policy_state, ())
+
+
+# ================================================================== Bayes-optimal DP
+def _check_bayes_args(arms, pulls, alpha, beta) -> tuple[int, int, float, float]:
+    for name, value, low in (("arms", arms, 1), ("pulls", pulls, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise MetaRLInputError(f"bayes_optimal_value: {name}={value!r} must be an integer >= {low}")
+    alpha = check_number("bayes_optimal_value", "alpha", alpha, 0.0, low_open=True)
+    beta = check_number("bayes_optimal_value", "beta", beta, 0.0, low_open=True)
+    return int(arms), int(pulls), alpha, beta
+
+
+def count_bayes_states(arms: int, pulls: int) -> int:
+    """Number of decision belief states (arm-exchangeable) of a k-armed, n-pull Bernoulli bandit.
+
+    A state is a multiset of ``arms`` per-arm ``(successes, failures)`` pairs with total pulls ``< pulls``;
+    counted exactly from the generating function ``prod_w (1 - y x^w)^-(w+1)`` (``w + 1`` pair types of
+    weight ``w``; ``y`` counts tried arms, at most ``arms``).
+    """
+    arms, pulls, _, _ = _check_bayes_args(arms, pulls, 1.0, 1.0)
+    if pulls == 0:
+        return 0
+    top = pulls - 1  # largest total weight of a decision state
+    m_max = min(arms, top)
+    count = np.zeros((top + 1, m_max + 1), dtype=object)  # exact integers
+    count[0, 0] = 1
+    for w in range(1, top + 1):
+        for _ in range(w + 1):  # each pair type (s, f) with s + f = w
+            new = count.copy()
+            for j in range(1, min(top // w, m_max) + 1):
+                new[j * w:, j:] += count[: top + 1 - j * w, : m_max + 1 - j]
+            count = new
+    return int(count.sum())
+
+
+class BayesSolution:
+    """The Bayes-optimal solution of a k-armed, n-pull Beta-Bernoulli bandit (arm-exchangeable DP).
+
+    Attributes:
+      value: expected total reward of the optimal policy from the prior.
+      states: ``[N, k, 2]`` int: every decision state (sorted per-arm ``(successes, failures)``).
+      optimal: ``[N, k]`` bool: whether pulling each arm of each state is optimal (all ties marked).
+      seconds: wall time of the solve.
+    """
+
+    def __init__(self, arms: int, pulls: int, alpha: float, beta: float):
+        start = time.perf_counter()
+        self.arms, self.pulls, self.alpha, self.beta = arms, pulls, alpha, beta
+        base = pulls + 1  # compact code of a pair: s * base + f
+        # Forward: the reachable states of each layer t (= pulls so far), as sorted tuples of pair codes.
+        layers: list[list[tuple]] = [[(0,) * arms]]
+        for _ in range(pulls - 1):
+            nxt = set()
+            for state in layers[-1]:
+                for i, c in enumerate(state):
+                    if i and state[i - 1] == c:
+                        continue
+                    rest = state[:i] + state[i + 1:]
+                    nxt.add(tuple(sorted(rest + (c + base,))))
+                    nxt.add(tuple(sorted(rest + (c + 1,))))
+            layers.append(sorted(nxt))
+        # Backward: values and the optimal pair codes.
+        tol = 1e-9 * max(1, pulls)
+        v_next: dict[tuple, float] = {}
+        states, optimal = [], []  # optimal: per state, a tuple of bools (one per arm)
+        for t in range(pulls - 1, -1, -1):
+            v_here = {}
+            for state in layers[t]:
+                q = {}
+                for i, c in enumerate(state):
+                    if c in q:
+                        continue
+                    s, f = divmod(c, base)
+                    p = (s + alpha) / (s + f + alpha + beta)
+                    rest = state[:i] + state[i + 1:]
+                    if t + 1 < pulls:
+                        win = v_next[tuple(sorted(rest + (c + base,)))]
+                        lose = v_next[tuple(sorted(rest + (c + 1,)))]
+                    else:
+                        win = lose = 0.0
+                    q[c] = p * (1.0 + win) + (1.0 - p) * lose
+                best = max(q.values())
+                v_here[state] = best
+                states.append(state)
+                optimal.append(tuple(q[c] >= best - tol for c in state))
+            v_next = v_here
+        self.value = v_next[(0,) * arms] if pulls else 0.0
+        codes = np.asarray(states, dtype=np.int64).reshape(len(states), arms)
+        self.states = np.stack([codes // base, codes % base], axis=-1)
+        self.optimal = np.asarray(optimal, dtype=bool).reshape(len(states), arms)
+        self.seconds = time.perf_counter() - start
+
+    def optimal_pairs(self, i: int) -> set[tuple[int, int]]:
+        """The ``(successes, failures)`` pairs optimal to pull in decision state ``i``."""
+        return {(int(s), int(f)) for (s, f), ok in zip(self.states[i], self.optimal[i], strict=True) if ok}
+
+
+def _too_large(arms: int, pulls: int, count: int) -> MetaRLInputError:
+    return MetaRLInputError(
+        f"Bayes-optimal bandit: arms={arms}, pulls={pulls} has {count:,} belief states, more than the "
+        f"{MAX_BAYES_STATES:,} supported (arms=2: pulls<=60; 3: <=30; 5: <=20; any arms: <=18); "
+        f"lower pulls or use the thompson / ucb1 baselines"
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def solve_bayes_bandit(arms: int, pulls: int, alpha: float = 1.0, beta: float = 1.0) -> BayesSolution:
+    """Solve (memoised) the Bayes-adaptive bandit; raises ``MetaRLInputError`` when the state space is too big."""
+    arms, pulls, alpha, beta = _check_bayes_args(arms, pulls, alpha, beta)
+    count = count_bayes_states(arms, pulls)
+    if count > MAX_BAYES_STATES:
+        raise _too_large(arms, pulls, count)
+    return BayesSolution(arms, pulls, alpha, beta)
+
+
+def bayes_optimal_value(arms: int, pulls: int, alpha: float = 1.0, beta: float = 1.0) -> float:
+    """Expected total reward of the Bayes-optimal policy: ``arms`` Bernoulli arms with independent
+    ``Beta(alpha, beta)`` priors on their means (``Beta(1, 1)`` = U[0, 1]), ``pulls`` pulls.
+
+    Exact dynamic programming over belief states; arms are exchangeable, so a state is the sorted multiset of
+    per-arm ``(successes, failures)``. E.g. ``bayes_optimal_value(2, 2) == 13/12``.
+    """
+    arms, pulls, alpha, beta = _check_bayes_args(arms, pulls, alpha, beta)
+    return solve_bayes_bandit(arms, pulls, alpha, beta).value
+
+
+# Keys of (belief state, arm) pairs: a permutation-invariant hash of the state (sum of hashed arm codes)
+# combined with the arm's own code. Computed by the same TF ops at build time and in the policy's graph.
+_ARM_SALT = 0x632BE59BD9B4E019
+_STATE_SALT = 0x8CB92BA72F3D8DD7
+
+
+def arm_keys(successes: tf.Tensor, failures: tf.Tensor) -> tf.Tensor:
+    """``[..., k]`` int64 keys of each arm in its belief state, from integer counts ``[..., k]``."""
+    code = tf.bitwise.left_shift(tf.cast(successes, tf.uint64), tf.constant(32, tf.uint64))
+    code = tf.bitwise.bitwise_or(code, tf.cast(failures, tf.uint64))
+    state = tf.reduce_sum(rng.splitmix64(code + tf.constant(_STATE_SALT, tf.uint64)), axis=-1, keepdims=True)
+    arm = rng.splitmix64(code + tf.constant(_ARM_SALT, tf.uint64))
+    return tf.bitcast(rng.splitmix64(tf.bitwise.bitwise_xor(state, arm)), tf.int64)
+
+
+@functools.lru_cache(maxsize=8)
+def bayes_optimal_table(arms: int, pulls: int) -> np.ndarray:
+    """Sorted int64 keys (:func:`arm_keys`) of the optimal (state, arm belief) pairs of the U[0, 1]-prior bandit.
+
+    Every (decision state, distinct pair in it) gets a distinct key (checked here), so a lookup of an arm
+    whose pair is not optimal never hits.
+    """
+    sol = solve_bayes_bandit(arms, pulls, 1.0, 1.0)
+    keys = arm_keys(sol.states[..., 0], sol.states[..., 1]).numpy()  # [N, k]
+    distinct = np.ones(keys.shape, bool)  # first arm of each run of equal pairs (states are sorted)
+    distinct[:, 1:] = np.any(sol.states[:, 1:] != sol.states[:, :-1], axis=-1)
+    if np.unique(keys[distinct]).size != int(distinct.sum()):
+        raise RuntimeError("bayes_optimal_table: hash collision between belief states")  # astronomically rare
+    return np.unique(keys[distinct & sol.optimal])
+
+
+class BayesOptimalPolicy(BanditPolicy):
+    """Pulls, uniformly among ties, an arm whose ``(successes, failures)`` is Bayes-optimal in the current
+    belief state: a binary search of the arms' keys (:func:`arm_keys`) in the sorted table of optimal keys.
+
+    Outside the table (after the trial's ``pulls``, where no decision is needed) it plays greedy on the
+    posterior mean.
+    """
+
+    def __init__(self, dist, seed, name="bayes_optimal"):
+        super().__init__(dist, seed, name)
+        self._table = tf.constant(bayes_optimal_table(self.arms, int(dist.episodes_per_trial)))
+
+    def _choose(self, pulls, successes, policy_state):
+        s = tf.cast(tf.round(successes), tf.int64)
+        f = tf.cast(tf.round(pulls - successes), tf.int64)
+        keys = arm_keys(s, f)  # [B, k]
+        flat = tf.reshape(keys, [1, -1])
+        idx = tf.minimum(tf.searchsorted(self._table[None], flat), tf.size(self._table) - 1)
+        hit = tf.reshape(tf.equal(tf.gather(self._table, idx[0]), flat[0]), tf.shape(keys))
+        mean = (successes + 1.0) / (pulls + 2.0)
+        mask = tf.where(tf.reduce_any(hit, axis=-1, keepdims=True), hit, argmax_mask(mean))
+        return self._tie_break(mask, policy_state)
+
+
+# ================================================================== baselines
+class _BanditBaseline(ConfiguredBaseline):
+    families = (FAMILY,)
+
+
+class GreedyBaseline(_BanditBaseline):
+    """Pulls the arm of highest empirical mean (untried arms first; ties uniformly at random)."""
+
+    def _make_policy(self, dist: TaskDistribution, tasks: list[Task], seed: int) -> tf_policy.TFPolicy:
+        return GreedyPolicy(dist, seed, name="greedy")
+
+
+class EpsilonGreedyBaseline(_BanditBaseline):
+    """With probability ``epsilon`` a uniformly random arm, else the greedy choice (untried arms first)."""
+
+    defaults = {"epsilon": 0.1}
+
+    def _validate(self):
+        self.config["epsilon"] = check_number(type(self).__name__, "epsilon", self.config["epsilon"], 0.0, 1.0)
+
+    def _make_policy(self, dist, tasks, seed):
+        return EpsilonGreedyPolicy(dist, seed, self.config["epsilon"])
+
+
+class UCB1Baseline(_BanditBaseline):
+    """UCB1: index ``mean_a + sqrt(c ln t / n_a)`` (``c=2`` is Auer et al.'s UCB1); untried arms first."""
+
+    defaults = {"c": 2.0}
+
+    def _validate(self):
+        self.config["c"] = check_number(type(self).__name__, "c", self.config["c"], 0.0)
+
+    def _make_policy(self, dist, tasks, seed):
+        return UCB1Policy(dist, seed, self.config["c"])
+
+
+class ThompsonBaseline(_BanditBaseline):
+    """Thompson sampling with a ``Beta(alpha, beta)`` prior per arm (``Beta(1, 1)`` is the family's prior)."""
+
+    defaults = {"alpha": 1.0, "beta": 1.0}
+
+    def _validate(self):
+        for key in ("alpha", "beta"):
+            self.config[key] = check_number(type(self).__name__, key, self.config[key], 0.0, low_open=True)
+
+    def _make_policy(self, dist, tasks, seed):
+        return ThompsonPolicy(dist, seed, self.config["alpha"], self.config["beta"])
+
+
+class BayesOptimalBaseline(_BanditBaseline):
+    """The exact Bayes-optimal policy for the family's U[0, 1] prior (dynamic programming; see
+    :func:`bayes_optimal_value`). Refuses sizes whose belief space exceeds ``MAX_BAYES_STATES``."""
+
+    def _make_policy(self, dist, tasks, seed):
+        return BayesOptimalPolicy(dist, seed)
+

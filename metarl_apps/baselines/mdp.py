@@ -1,0 +1,239 @@
+"""Tabular-MDP baselines for ``mdp.tabular``: epsilon-greedy Q-learning and PSRL; the oracle's policy.
+
+All policies act on a batch of tasks with an explicit state (see
+:class:`metarl_apps.baselines.bandits.StatefulPolicy`). The environment contract matters for the updates:
+``time_step.reward`` is the reward of ``observation["prev_action"]`` taken in the state the policy saw at the
+previous step (kept in the state as ``prev_state``); ``observation["obs"]`` is the one-hot *current* state,
+except that when ``new_episode == 1`` the previous step ended an inner episode and ``obs`` is already the next
+episode's start state: that step is terminal and its next state is not observed.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+from tf_agents.policies import tf_policy
+from tf_agents.specs import tensor_spec
+from tf_agents.trajectories import policy_step
+from tf_agents.trajectories import time_step as ts
+
+from metarl_apps.baselines.bandits import (
+    ConfiguredBaseline,
+    StatefulPolicy,
+    argmax_mask,
+    check_number,
+    random_choice,
+)
+from metarl_apps.core.agent import is_first
+from metarl_apps.core.env import NEW_EPISODE, OBS, PREV_ACTION
+from metarl_apps.core.task import Task, TaskDistribution
+
+FAMILY = "mdp.tabular"
+
+
+def value_iteration(reward_means, transitions, horizon: int) -> tf.Tensor:
+    """Finite-horizon optimal Q-values, batched.
+
+    Args:
+      reward_means: ``[B, S, A]`` mean rewards.
+      transitions: ``[B, S, A, S]`` transition probabilities.
+      horizon: steps per episode H.
+
+    Returns:
+      ``[B, H, S, A]`` float32: ``Q[h, s, a]`` = expected reward of taking ``a`` in ``s`` at step ``h`` and
+      acting optimally for the remaining ``H - h - 1`` steps (``Q[H-1] = reward_means``).
+    """
+    mu = tf.convert_to_tensor(reward_means, tf.float32)
+    p = tf.convert_to_tensor(transitions, tf.float32)
+    v = tf.zeros_like(mu[..., 0])  # [B, S]
+    qs = []
+    for _ in range(int(horizon)):
+        q = mu + tf.einsum("bsat,bt->bsa", p, v)
+        qs.append(q)
+        v = tf.reduce_max(q, axis=-1)
+    return tf.stack(qs[::-1], axis=1)
+
+
+def _state_index(time_step: ts.TimeStep) -> tf.Tensor:
+    return tf.argmax(time_step.observation[OBS], axis=-1, output_type=tf.int32)
+
+
+def _new_episode(time_step: ts.TimeStep) -> tf.Tensor:
+    return time_step.observation[NEW_EPISODE] > 0.5
+
+
+def _inner_step(time_step: ts.TimeStep, h: tf.Tensor, horizon: int) -> tf.Tensor:
+    """The inner-episode step of the current time step: 0 when a new episode starts, else ``h + 1``."""
+    return tf.where(_new_episode(time_step), tf.zeros_like(h), tf.minimum(h + 1, horizon - 1))
+
+
+def _at(table: tf.Tensor, h: tf.Tensor, s: tf.Tensor) -> tf.Tensor:
+    """``table[b, h_b, s_b, :]`` for ``table`` ``[B, H, S, A]``: ``[B, A]``."""
+    return tf.gather_nd(table, tf.stack([h, s], axis=1), batch_dims=1)
+
+
+class QTablePolicy(tf_policy.TFPolicy):
+    """Acts greedily by fixed ``q`` ``[B, H, S, A]`` at ``q[h, s]`` (the oracle: ``q`` = Q* of each task).
+
+    State: ``"h"`` ``[B]`` int32, the step within the inner episode (0 where ``new_episode == 1``).
+    """
+
+    def __init__(self, dist: TaskDistribution, q, name: str = "oracle"):
+        spec = {"h": tensor_spec.TensorSpec((), tf.int32, name="h")}
+        super().__init__(dist.time_step_spec(), dist.action_spec(), policy_state_spec=spec,
+                         automatic_state_reset=False, name=name)
+        self._q = tf.constant(q, tf.float32)
+        self._horizon = int(dist.horizon)
+
+    @property
+    def q_values(self) -> tf.Tensor:
+        """The ``[B, H, S, A]`` Q-table the policy acts by."""
+        return self._q
+
+    def _action(self, time_step, policy_state, seed):
+        h = _inner_step(time_step, policy_state["h"], self._horizon)
+        action = tf.argmax(_at(self._q, h, _state_index(time_step)), axis=-1, output_type=tf.int32)
+        return policy_step.PolicyStep(action, {"h": h}, ())
+
+
+class QLearningPolicy(StatefulPolicy):
+    """Epsilon-greedy tabular Q-learning, one table per row.
+
+    ``Q`` is stationary, ``[S, A]``, not indexed by the inner step ``h``: with ``H * episodes`` (100 by
+    default) transitions per task, an ``[H, S, A]`` table would see ten times fewer updates per entry. The
+    update for ``(s, a, r, s')`` runs when ``s'`` arrives: target ``r + gamma max_a' Q[s', a']``, or ``r`` when
+    the step ended an inner episode (``new_episode == 1``).
+
+    State: ``"q"`` ``[B, S, A]`` (``initial_q`` at trial starts) and ``"prev_state"`` ``[B]`` int32.
+    """
+
+    def __init__(self, dist, seed, epsilon, learning_rate, initial_q, gamma, name="q_learning"):
+        s, a = int(dist.states), int(dist.actions)
+        stats = {"q": tensor_spec.TensorSpec((s, a), tf.float32, name="q"),
+                 "prev_state": tensor_spec.TensorSpec((), tf.int32, name="prev_state")}
+        super().__init__(dist, seed, stats, name)
+        self._s, self._a = s, a
+        self._epsilon, self._lr = float(epsilon), float(learning_rate)
+        self._initial_q, self._gamma = float(initial_q), float(gamma)
+
+    def _initial_stats(self, batch_size):
+        outer = [] if batch_size is None else [batch_size]
+        return {"q": tf.fill(outer + [self._s, self._a], self._initial_q), "prev_state": tf.zeros(outer, tf.int32)}
+
+    def _action(self, time_step, policy_state, seed):
+        del seed
+        s_now = _state_index(time_step)
+        q = policy_state["q"]
+        rows = tf.range(tf.shape(s_now)[0])
+        prev = tf.stack([rows, policy_state["prev_state"], tf.cast(time_step.observation[PREV_ACTION], tf.int32)], 1)
+        bootstrap = tf.reduce_max(tf.gather(q, s_now, batch_dims=1), axis=-1)
+        terminal = tf.cast(_new_episode(time_step), tf.float32)
+        target = time_step.reward + self._gamma * (1.0 - terminal) * bootstrap
+        learn = tf.cast(tf.logical_not(is_first(time_step)), tf.float32)
+        delta = learn * self._lr * (target - tf.gather_nd(q, prev))
+        q = tf.tensor_scatter_nd_add(q, prev, delta)
+        stats = {**self._reset_where_first(time_step, {"q": q}), "prev_state": s_now}
+        q_now = tf.gather(stats["q"], s_now, batch_dims=1)  # [B, A]
+        greedy = random_choice(argmax_mask(q_now), self._uniform(policy_state, tf.shape(q_now), 0))
+        explore = random_choice(tf.ones_like(q_now, tf.bool), self._uniform(policy_state, tf.shape(q_now), 1))
+        coin = self._uniform(policy_state, tf.shape(s_now), 2)
+        action = tf.where(coin < self._epsilon, explore, greedy)
+        return policy_step.PolicyStep(action, self._next_state(policy_state, stats), ())
+
+
+class PSRLPolicy(StatefulPolicy):
+    """Posterior sampling for RL (Osband, Russo & Van Roy 2013), with the family's conjugate priors.
+
+    Mean rewards: Normal prior ``N(reward_loc, reward_scale²)``, known noise ``reward_noise`` (Normal-Normal).
+    Transition rows: ``Dirichlet(dirichlet_alpha + counts)`` (sampled as normalised Gamma draws). At every
+    inner-episode start (``new_episode == 1``) each row samples one MDP, solves it by finite-horizon value
+    iteration (:func:`value_iteration`) and then acts greedily by the sampled ``Q[h, s]`` for the episode.
+    The last transition of an episode has no observed next state: it updates the reward posterior only.
+
+    State: ``"visits"``, ``"reward_sum"`` ``[B, S, A]``; ``"transition_counts"`` ``[B, S, A, S]``;
+    ``"q"`` ``[B, H, S, A]`` (the sampled MDP's Q); ``"h"`` and ``"prev_state"`` ``[B]`` int32.
+    """
+
+    def __init__(self, dist, seed, name="psrl"):
+        s, a, h = int(dist.states), int(dist.actions), int(dist.horizon)
+        f32 = tf.float32
+        stats = {
+            "visits": tensor_spec.TensorSpec((s, a), f32, name="visits"),
+            "reward_sum": tensor_spec.TensorSpec((s, a), f32, name="reward_sum"),
+            "transition_counts": tensor_spec.TensorSpec((s, a, s), f32, name="transition_counts"),
+            "q": tensor_spec.TensorSpec((h, s, a), f32, name="q"),
+            "h": tensor_spec.TensorSpec((), tf.int32, name="h"),
+            "prev_state": tensor_spec.TensorSpec((), tf.int32, name="prev_state"),
+        }
+        super().__init__(dist, seed, stats, name)
+        self._s, self._a, self._h = s, a, h
+        self._loc, self._prior_prec = float(dist.reward_loc), 1.0 / float(dist.reward_scale) ** 2
+        self._noise_prec = 1.0 / float(dist.reward_noise) ** 2
+        self._alpha = float(dist.dirichlet_alpha)
+
+    def sample_q(self, stats: dict, policy_state) -> tf.Tensor:
+        """Sample one MDP per row from the posterior and return its optimal ``Q`` ``[B, H, S, A]``."""
+        visits, counts = stats["visits"], stats["transition_counts"]
+        prec = self._prior_prec + self._noise_prec * visits
+        mean = (self._prior_prec * self._loc + self._noise_prec * stats["reward_sum"]) / prec
+        mu = mean + tf.random.stateless_normal(tf.shape(mean), self._seed(policy_state, 10)) * tf.math.rsqrt(prec)
+        g = tf.random.stateless_gamma(tf.shape(counts), self._seed(policy_state, 11), alpha=self._alpha + counts)
+        g = tf.maximum(g, 1e-30)  # tiny alphas can underflow to 0 in every entry of a row
+        p = g / tf.reduce_sum(g, axis=-1, keepdims=True)
+        return value_iteration(mu, p, self._h)
+
+    def _action(self, time_step, policy_state, seed):
+        del seed
+        s_now = _state_index(time_step)
+        new_ep = _new_episode(time_step)
+        rows = tf.range(tf.shape(s_now)[0])
+        a_prev = tf.cast(time_step.observation[PREV_ACTION], tf.int32)
+        learn = tf.cast(tf.logical_not(is_first(time_step)), tf.float32)
+        sa = tf.stack([rows, policy_state["prev_state"], a_prev], 1)
+        sas = tf.stack([rows, policy_state["prev_state"], a_prev, s_now], 1)
+        observed_next = learn * (1.0 - tf.cast(new_ep, tf.float32))
+        stats = {
+            "visits": tf.tensor_scatter_nd_add(policy_state["visits"], sa, learn),
+            "reward_sum": tf.tensor_scatter_nd_add(policy_state["reward_sum"], sa, learn * time_step.reward),
+            "transition_counts": tf.tensor_scatter_nd_add(policy_state["transition_counts"], sas, observed_next),
+            "q": policy_state["q"],
+        }
+        stats = self._reset_where_first(time_step, stats)
+        stats["h"] = _inner_step(time_step, policy_state["h"], self._h)  # 0 on trial starts (new_episode == 1)
+        stats["prev_state"] = s_now
+        stats["q"] = tf.cond(
+            tf.reduce_any(new_ep),
+            lambda: tf.where(new_ep[:, None, None, None], self.sample_q(stats, policy_state), stats["q"]),
+            lambda: stats["q"],
+        )
+        q_now = _at(stats["q"], stats["h"], s_now)
+        action = random_choice(argmax_mask(q_now), self._uniform(policy_state, tf.shape(q_now), 0))
+        return policy_step.PolicyStep(action, self._next_state(policy_state, stats), ())
+
+
+# ================================================================== baselines
+class _MDPBaseline(ConfiguredBaseline):
+    families = (FAMILY,)
+
+
+class QLearningBaseline(_MDPBaseline):
+    """Epsilon-greedy tabular Q-learning on each task from scratch (see :class:`QLearningPolicy`)."""
+
+    defaults = {"epsilon": 0.1, "learning_rate": 0.1, "initial_q": 0.0, "gamma": 1.0}
+
+    def _validate(self):
+        name, c = type(self).__name__, self.config
+        c["epsilon"] = check_number(name, "epsilon", c["epsilon"], 0.0, 1.0)
+        c["learning_rate"] = check_number(name, "learning_rate", c["learning_rate"], 0.0, 1.0, low_open=True)
+        c["initial_q"] = check_number(name, "initial_q", c["initial_q"])
+        c["gamma"] = check_number(name, "gamma", c["gamma"], 0.0, 1.0)
+
+    def _make_policy(self, dist: TaskDistribution, tasks: list[Task], seed: int) -> tf_policy.TFPolicy:
+        c = self.config
+        return QLearningPolicy(dist, seed, c["epsilon"], c["learning_rate"], c["initial_q"], c["gamma"])
+
+
+class PSRLBaseline(_MDPBaseline):
+    """Posterior sampling for RL with the family's own priors (see :class:`PSRLPolicy`)."""
+
+    def _make_policy(self, dist, tasks, seed):
+        return PSRLPolicy(dist, seed)
