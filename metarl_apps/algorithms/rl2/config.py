@@ -25,6 +25,9 @@ class RL2Config:
       epochs, minibatches: passes over each batch, and sequence minibatches (split over tasks) per pass.
       reward_scale: rewards are multiplied by this for learning only (not for reporting).
       normalize_advantages: standardise advantages per minibatch.
+      normalize_values: the value head predicts returns divided by a running RMS of the returns (kept in the
+        checkpoint), so the value loss has the same scale on every family (bandit trials return ~6, MDP
+        trials ~150) and does not drown the policy gradient in the shared trunk.
     Acting:
       greedy_eval: act by argmax after meta-training (default: sample, the exploration is learned).
     Bookkeeping:
@@ -47,6 +50,7 @@ class RL2Config:
     minibatches: int = 4
     reward_scale: float = 1.0
     normalize_advantages: bool = True
+    normalize_values: bool = True
     greedy_eval: bool = False
     checkpoint_every: int = 50
     log_every: int = 10

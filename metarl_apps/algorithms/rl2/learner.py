@@ -43,10 +43,12 @@ class RL2(MetaLearner):
                                         hidden_size=c.hidden_size, embed_sizes=c.embed_sizes)
         self._optimizer = tf.keras.optimizers.Adam(c.learning_rate)
         self._optimizer.build(self.net.trainable_variables)
+        self._return_scale = tf.Variable(1.0, trainable=False, name="return_scale")
         self._dist = dist
 
     def _checkpoint(self, **extra) -> tf.train.Checkpoint:
-        return tf.train.Checkpoint(net=self.net, optimizer=self._optimizer, **extra)
+        return tf.train.Checkpoint(net=self.net, optimizer=self._optimizer, return_scale=self._return_scale,
+                                   **extra)
 
     # ------------------------------------------------------ one iteration
     def _make_iteration(self, env, generator: tf.random.Generator):
@@ -91,6 +93,8 @@ class RL2(MetaLearner):
             observations = tf.nest.map_structure(bt, obs_ta)
             return observations, bt(act_ta), bt(logp_ta), bt(val_ta), bt(rew_ta)
 
+        return_scale = self._return_scale
+
         def update(observations, actions, old_logp, advantages, returns):
             mb = batch // c.minibatches
             metrics = {k: tf.constant(0.0) for k in ("loss", "policy_loss", "value_loss", "entropy",
@@ -109,7 +113,7 @@ class RL2(MetaLearner):
                         logits, values, _ = net.unroll(obs_mb, net.initial_state(mb))
                         dist = action_distribution(logits, action_rank)
                         loss, parts = ppo_loss(dist.log_prob(take(actions)), take(old_logp), adv, dist.entropy(),
-                                               values, take(returns), clip_ratio=c.clip_ratio,
+                                               values, take(returns) / return_scale, clip_ratio=c.clip_ratio,
                                                entropy_coef=c.entropy_coef, value_coef=c.value_coef)
                     grads = tape.gradient(loss, net.trainable_variables)
                     grads, grad_norm = tf.clip_by_global_norm(grads, c.max_grad_norm)
@@ -122,7 +126,11 @@ class RL2(MetaLearner):
         @tf.function
         def iteration():
             observations, actions, old_logp, values, rewards = rollout()
-            advantages, returns = gae(rewards * c.reward_scale, values, c.discount, c.gae_lambda)
+            # The value head predicts returns / return_scale (1 when normalize_values is off).
+            advantages, returns = gae(rewards * c.reward_scale, values * return_scale, c.discount, c.gae_lambda)
+            if c.normalize_values:
+                rms = tf.sqrt(tf.reduce_mean(tf.square(returns)) + 1e-8)
+                return_scale.assign(0.9 * return_scale + 0.1 * rms)
             metrics = update(observations, actions, old_logp, advantages, returns)
             metrics["trial_return"] = tf.reduce_mean(tf.reduce_sum(rewards, axis=1))
             return metrics
