@@ -186,6 +186,13 @@ def run_scenario(
         reported = {k: regret_curve(c, oracle_curve) for k, c in curves.items()}
 
     rows = [row for c in reported.values() for row in c.rows()]
+    # Regret to the oracle, paired per task, whenever the scenario ran one (secondary metric).
+    oracle_names = [a.name for a in specs if a.kind == "baseline" and a.target == "oracle"]
+    regret_rows = []
+    if scenario.metric == "cumulative_reward" and oracle_names:
+        oracle_curve = curves[oracle_names[0]]
+        regret_rows = [row for name, c in curves.items() if name != oracle_names[0]
+                       for row in regret_curve(c, oracle_curve).rows()]
     means = {(r["agent"], r["budget"]): r["mean"] for r in rows}
     checks = []
     for exp in scenario.expectations:
@@ -199,6 +206,7 @@ def run_scenario(
         "rows": rows,
         "expectations": checks,
         "versions": package_versions(),
+        "regret_rows": regret_rows,
         "budget_unit": dist.budget_unit,
         "family": {"name": dist.family, "params": dist.params},
         "tasks": {"train": len(train_tasks), "test": len(test_tasks), "seed": task_seed,
@@ -230,6 +238,13 @@ def render_report(results: dict) -> str:
              "|---|" + "---|" * len(budgets)]
     for a in agents:
         lines.append(f"| {a} | " + " | ".join(cell.get((a, b), "") for b in budgets) + " |")
+    if results.get("regret_rows"):
+        rcell = {(r["agent"], r["budget"]): f"{r['mean']:.3f} ± {r['ci95']:.3f}" for r in results["regret_rows"]}
+        ragents = list(dict.fromkeys(r["agent"] for r in results["regret_rows"]))
+        lines += ["", "Regret to the oracle (paired per task; lower is better):", "",
+                  "| agent | " + " | ".join(f"K={b}" for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
+        for a in ragents:
+            lines.append(f"| {a} | " + " | ".join(rcell.get((a, b), "") for b in budgets) + " |")
     if results.get("references"):
         lines += ["", "Reference values: " + ", ".join(f"{k} = {v:.4f}" for k, v in results["references"].items())]
     if results["expectations"]:

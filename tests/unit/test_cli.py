@@ -93,3 +93,15 @@ def test_console_script_bad_input_has_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("metarl: error:")
+
+
+def test_regret_rows_are_paired_to_the_oracle(tmp_path):
+    path = _scenario(tmp_path, expectations=[], agents=[
+        {"name": "random", "baseline": "random"}, {"name": "oracle", "baseline": "oracle"}])
+    assert main(["run", str(path), "-o", str(tmp_path / "o"), "--no-progress"]) == 0
+    results = json.loads((tmp_path / "o" / "results.json").read_text())
+    reward = {(r["agent"], r["budget"]): r["mean"] for r in results["rows"]}
+    regret = {(r["agent"], r["budget"]): r["mean"] for r in results["regret_rows"]}
+    assert set(regret) == {("random", 1), ("random", 3)}
+    assert regret[("random", 3)] == pytest.approx(reward[("oracle", 3)] - reward[("random", 3)])
+    assert "Regret to the oracle" in (tmp_path / "o" / "report.md").read_text()
