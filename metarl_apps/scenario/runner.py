@@ -221,6 +221,11 @@ def run_scenario(
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "report.md", render_report(results))
     _write_summaries(out / "tensorboard" / "evaluation", rows)
+    from metarl_apps.evaluation.plots import plot_adaptation_curves
+
+    plot_adaptation_curves(results, out / "adaptation.png")
+    if regret_rows:
+        plot_adaptation_curves(results, out / "regret.png", rows_key="regret_rows", ylabel="regret to the oracle")
     for c in checks:
         log(f"  [{'PASS' if c['passed'] else 'FAIL'}] {c['check']}   ({c['lhs']:.4g} vs {c['rhs']:.4g})")
     return RunResult(results, reported, out)
@@ -231,7 +236,7 @@ def render_report(results: dict) -> str:
     budgets = sorted({r["budget"] for r in results["rows"]})
     agents = list(dict.fromkeys(r["agent"] for r in results["rows"]))
     cell = {(r["agent"], r["budget"]): f"{r['mean']:.3f} ± {r['ci95']:.3f}" for r in results["rows"]}
-    lines = [f"# {results['scenario']}", "",
+    lines = [f"# {results['scenario']}", "", "![adaptation curves](adaptation.png)", "",
              f"{results['metric']} after K {results.get('budget_unit', 'units')} on "
              f"{results['tasks']['test']} held-out tasks (mean ± 95% CI).", "",
              "| agent | " + " | ".join(f"K={b}" for b in budgets) + " |",
