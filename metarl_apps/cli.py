@@ -17,7 +17,7 @@ from typing import Sequence
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 EXIT_OK, EXIT_EXPECTATION_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-DEFAULT_SCENARIO = "scenarios/bandits/k5_n10.yaml"
+DEFAULT_SCENARIO = "scenarios/bandits/rl2_k5_n10.yaml"
 
 
 def _quiet_imports() -> None:
