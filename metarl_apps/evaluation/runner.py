@@ -14,7 +14,7 @@ from tf_agents.policies import tf_policy
 from metarl_apps.core.env import NEW_EPISODE
 
 
-def rollout(policy: tf_policy.TFPolicy, env: tf_environment.TFEnvironment, num_steps: int, seed: int = 0):
+def rollout(policy: tf_policy.TFPolicy, env: tf_environment.TFEnvironment, num_steps: int, seed: int | None = None):
     """Reset ``env`` and run ``policy`` for ``num_steps`` steps.
 
     Returns numpy arrays ``rewards [B, T]`` (reward of the action taken at step t) and ``episode [B, T]``
@@ -47,7 +47,10 @@ def rollout(policy: tf_policy.TFPolicy, env: tf_environment.TFEnvironment, num_s
         )
         return tf.transpose(rewards.stack()), tf.transpose(episodes.stack())
 
-    tf.random.set_seed(seed)
+    # No tf.random.set_seed here: it clears TF's kernel cache, so every compiled function in the process
+    # would pay a rebuild on its next call. Policies draw from their own seeded streams; the scenario
+    # runner sets the global seed once per run.
+    del seed
     rewards, episodes = run()
     return rewards.numpy(), episodes.numpy()
 

@@ -141,6 +141,9 @@ def run_scenario(
     specs = _select(scenario, agents)
     budgets = list(scenario.budgets)
     t0 = time.time()
+    import tensorflow as tf
+
+    tf.random.set_seed(task_seed)  # once per run: global-seeded ops (e.g. tf-agents' random policy) repeat
     test_tasks = dist.sample(scenario.tasks.test, split="test", seed=task_seed)
     train_tasks = dist.sample(scenario.tasks.train, split="train", seed=task_seed) if scenario.tasks.train else []
     log(f"scenario {scenario.name}: {dist!r}, {len(train_tasks)} training / {len(test_tasks)} held-out tasks, "
