@@ -109,35 +109,12 @@ def make_ours(dist, num_users: int, steps: int) -> tuple[Runner, Runner]:
     """Our env under tf-agents' random policy: the compiled loop (timed) and ``rollout()`` (tracing included)."""
     from tf_agents.policies import random_tf_policy
 
-    from metarl_apps.core.env import NEW_EPISODE
-    from metarl_apps.evaluation.runner import rollout
+    from metarl_apps.evaluation.runner import compile_rollout, rollout
 
     env = dist.make_env(dist.sample(num_users, "test", SEED))
     policy = random_tf_policy.RandomTFPolicy(dist.time_step_spec(), dist.action_spec())
-    batch = env.batch_size
 
-    @tf.function(autograph=False)
-    def run():  # the body of runner.rollout, traced once
-        time_step = env.reset()
-        state = policy.get_initial_state(batch)
-        episode = tf.fill([batch], tf.constant(-1, tf.int32))
-        rewards = tf.TensorArray(tf.float32, size=steps)
-        episodes = tf.TensorArray(tf.int32, size=steps)
-
-        def body(t, time_step, state, episode, rewards, episodes):
-            new_ep = tf.cast(time_step.observation[NEW_EPISODE] > 0.5, tf.int32)
-            episode = episode + new_ep
-            step = policy.action(time_step, state, seed=None)
-            next_step = env.step(step.action)
-            rewards = rewards.write(t, next_step.reward)
-            episodes = episodes.write(t, episode)
-            return t + 1, next_step, step.state, episode, rewards, episodes
-
-        _, _, _, _, rewards, episodes = tf.while_loop(
-            lambda t, *_: t < steps, body, (tf.constant(0), time_step, state, episode, rewards, episodes),
-            parallel_iterations=1,
-        )
-        return tf.transpose(rewards.stack()), tf.transpose(episodes.stack())
+    run = compile_rollout(policy, env, steps)  # the body of runner.rollout, traced once
 
     def call():
         rewards, _ = run()

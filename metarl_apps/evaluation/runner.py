@@ -14,12 +14,10 @@ from tf_agents.policies import tf_policy
 from metarl_apps.core.env import NEW_EPISODE
 
 
-def rollout(policy: tf_policy.TFPolicy, env: tf_environment.TFEnvironment, num_steps: int, seed: int | None = None):
-    """Reset ``env`` and run ``policy`` for ``num_steps`` steps.
-
-    Returns numpy arrays ``rewards [B, T]`` (reward of the action taken at step t) and ``episode [B, T]``
-    (index of the inner episode in which that action was taken, 0-based).
-    """
+def compile_rollout(policy: tf_policy.TFPolicy, env: tf_environment.TFEnvironment, num_steps: int):
+    """The compiled rollout: a ``tf.function`` that resets ``env`` and runs ``policy`` for ``num_steps`` steps,
+    returning tensors ``rewards [B, T]`` and ``episode [B, T]`` (see :func:`rollout`). Call it repeatedly to
+    avoid retracing (benchmarks do)."""
     batch = env.batch_size
 
     @tf.function(autograph=False)
@@ -47,11 +45,21 @@ def rollout(policy: tf_policy.TFPolicy, env: tf_environment.TFEnvironment, num_s
         )
         return tf.transpose(rewards.stack()), tf.transpose(episodes.stack())
 
-    # No tf.random.set_seed here: it clears TF's kernel cache, so every compiled function in the process
-    # would pay a rebuild on its next call. Policies draw from their own seeded streams; the scenario
-    # runner sets the global seed once per run.
+    return run
+
+
+def rollout(policy: tf_policy.TFPolicy, env: tf_environment.TFEnvironment, num_steps: int, seed: int | None = None):
+    """Reset ``env`` and run ``policy`` for ``num_steps`` steps.
+
+    Returns numpy arrays ``rewards [B, T]`` (reward of the action taken at step t) and ``episode [B, T]``
+    (index of the inner episode in which that action was taken, 0-based).
+
+    No ``tf.random.set_seed`` here: it clears TF's kernel cache, so every compiled function in the process
+    would pay a rebuild on its next call. Policies draw from their own seeded streams; the scenario runner
+    sets the global seed once per run. ``seed`` is accepted for API stability and unused.
+    """
     del seed
-    rewards, episodes = run()
+    rewards, episodes = compile_rollout(policy, env, num_steps)()
     return rewards.numpy(), episodes.numpy()
 
 
