@@ -113,6 +113,7 @@ TASK_FAMILIES = Registry(
     "task_families",
     {
         "bandits.bernoulli": "metarl_apps.adapters.bandits:BernoulliBandits",
+        "games.gridlevels": "metarl_apps.adapters.games.tasks:GridLevelTasks",
         "mdp.tabular": "metarl_apps.adapters.mdp:TabularMDPs",
         "recsys.interest_evolution": "metarl_apps.adapters.recsys:InterestEvolutionUsers",
         "recsys.latent_factor": "metarl_apps.adapters.recsys:LatentFactorUsers",

@@ -1,9 +1,10 @@
 """Recurrent actor-critic for RL²: ``(obs, prev_action, prev_reward, new_episode)`` -> embed -> LSTM/GRU ->
 policy logits and a value, with explicit recurrent state (tf-agents ``Network`` convention).
 
-Discrete actions of any shape (scalar, multi-discrete ``[m]``, slates ``[slate_size]``) get one categorical
-per action element: logits ``[..., *action_shape, num_values]``. An ``obs["action_mask"]`` (1 = allowed)
-masks the logits of scalar actions.
+Discrete actions of any shape (scalar, multi-discrete ``[m]``) get one categorical per action element:
+logits ``[..., *action_shape, num_values]``. Slates (``slate=True``: ``[k]`` distinct items) get one logit
+per item, ``[..., num_values]``, for a Plackett-Luce slate distribution (``algorithms/rl2/losses.py``).
+An ``obs["action_mask"]`` (1 = allowed) masks the logits of scalar actions.
 """
 
 from __future__ import annotations
@@ -39,11 +40,18 @@ class RecurrentActorCritic(tf.Module):
     """
 
     def __init__(self, observation_spec, action_spec, *, cell: str = "lstm", hidden_size: int = 128,
-                 embed_sizes: tuple[int, ...] = (64,), name: str = "recurrent_actor_critic"):
+                 embed_sizes: tuple[int, ...] = (64,), slate: bool = False, name: str = "recurrent_actor_critic"):
         super().__init__(name=name)
         self.observation_spec = observation_spec
         self.action_spec = action_spec
         self.action_shape, self.num_values, self.action_min = action_layout(action_spec)
+        #: > 0: actions are slates of this many distinct items, scored by one logit per item
+        self.slate_size = 0
+        if slate:
+            if len(self.action_shape) != 1 or self.action_shape[0] > self.num_values:
+                raise MetaRLInputError(f"action spec {action_spec}: a slate action must have shape [k] with "
+                                       f"k <= the number of items ({self.num_values})")
+            self.slate_size = self.action_shape[0]
         self.cell_type = cell
         self.hidden_size = int(hidden_size)
         self._embed = [tf.keras.layers.Dense(n, activation="relu", name=f"embed_{i}")
@@ -54,7 +62,7 @@ class RecurrentActorCritic(tf.Module):
             self._rnn = tf.keras.layers.GRU(hidden_size, return_sequences=True, return_state=True, name="gru")
         else:
             raise MetaRLInputError(f"cell={cell!r}: must be 'lstm' or 'gru'")
-        n_logits = int(np.prod(self.action_shape or (1,))) * self.num_values
+        n_logits = self.num_values if self.slate_size else int(np.prod(self.action_shape or (1,))) * self.num_values
         self._policy_head = tf.keras.layers.Dense(
             n_logits, kernel_initializer=tf.keras.initializers.Orthogonal(0.01), name="policy")
         self._value_head = tf.keras.layers.Dense(1, name="value")
@@ -83,7 +91,8 @@ class RecurrentActorCritic(tf.Module):
     def _heads(self, h: tf.Tensor, observation) -> tuple[tf.Tensor, tf.Tensor]:
         outer = tf.shape(h)[:-1]
         logits = self._policy_head(h)
-        logits = tf.reshape(logits, tf.concat([outer, list(self.action_shape) + [self.num_values]], 0))
+        per_item = [] if self.slate_size else list(self.action_shape)
+        logits = tf.reshape(logits, tf.concat([outer, per_item + [self.num_values]], 0))
         _, mask = split_action_mask(observation)
         if mask is not None and not self.action_shape:
             logits = tf.where(tf.cast(mask, tf.bool), logits, MASKED_LOGIT)

@@ -67,6 +67,8 @@ class RecSimPopulation(TaskDistribution):
     """
 
     budget_unit: ClassVar[str] = "interactions"
+    #: actions are slates of distinct documents (learners may use a slate distribution)
+    slate_actions: ClassVar[bool] = True
 
     def __init__(self, *, num_topics: int, num_docs: int, slate_size: int, interactions: int, corpus_seed: int,
                  **family_params: Any):

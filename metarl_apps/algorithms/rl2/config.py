@@ -15,6 +15,8 @@ class RL2Config:
       cell: ``"lstm"`` or ``"gru"``.
       hidden_size: recurrent units.
       embed_sizes: dense ReLU layers before the recurrent cell.
+      slate: treat ``[k]`` integer actions as slates of k distinct items (Plackett-Luce over one score per
+        item) instead of k independent categoricals; ``None`` = ask the task family (``slate_actions``).
     Meta-batch:
       tasks_per_iteration: tasks (one trial each) rolled out per training iteration.
     PPO:
@@ -38,6 +40,7 @@ class RL2Config:
     cell: str = "lstm"
     hidden_size: int = 128
     embed_sizes: tuple[int, ...] = (64,)
+    slate: bool | None = None
     tasks_per_iteration: int = 256
     learning_rate: float = 1e-3
     max_grad_norm: float = 1.0

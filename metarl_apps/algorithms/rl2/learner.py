@@ -39,8 +39,9 @@ class RL2(MetaLearner):
     # ------------------------------------------------------------------ build
     def _build(self, dist) -> None:
         c = self.config
+        slate = c.slate if c.slate is not None else bool(getattr(dist, "slate_actions", False))
         self.net = RecurrentActorCritic(dist.observation_spec(), dist.action_spec(), cell=c.cell,
-                                        hidden_size=c.hidden_size, embed_sizes=c.embed_sizes)
+                                        hidden_size=c.hidden_size, embed_sizes=c.embed_sizes, slate=slate)
         self._optimizer = tf.keras.optimizers.Adam(c.learning_rate)
         self._optimizer.build(self.net.trainable_variables)
         self._return_scale = tf.Variable(1.0, trainable=False, name="return_scale")
@@ -61,6 +62,9 @@ class RL2(MetaLearner):
         obs_spec = env.time_step_spec().observation
 
         def sample(logits):
+            if net.slate_size:
+                dist = action_distribution(logits, action_rank, net.slate_size)
+                return dist.sample(seed=tf.cast(generator.make_seeds(1)[:, 0], tf.int32))
             flat = tf.reshape(logits, [-1, net.num_values])
             seed = generator.make_seeds(1)[:, 0]
             draws = tf.random.stateless_categorical(flat, 1, seed=seed, dtype=tf.int32)
@@ -77,7 +81,7 @@ class RL2(MetaLearner):
             for t in tf.range(steps):
                 logits, value, state = net.step(time_step.observation, state)
                 index = sample(logits)
-                logp = action_distribution(logits, action_rank).log_prob(index)
+                logp = action_distribution(logits, action_rank, net.slate_size).log_prob(index)
                 action = tf.cast(index + net.action_min, env.action_spec().dtype)
                 obs_ta = tf.nest.map_structure(lambda ta, x, t=t: ta.write(t, x), obs_ta, time_step.observation)
                 time_step = env.step(action)
@@ -111,7 +115,7 @@ class RL2(MetaLearner):
                         adv = (adv - tf.reduce_mean(adv)) / (tf.math.reduce_std(adv) + 1e-8)
                     with tf.GradientTape() as tape:
                         logits, values, _ = net.unroll(obs_mb, net.initial_state(mb))
-                        dist = action_distribution(logits, action_rank)
+                        dist = action_distribution(logits, action_rank, net.slate_size)
                         loss, parts = ppo_loss(dist.log_prob(take(actions)), take(old_logp), adv, dist.entropy(),
                                                values, take(returns) / return_scale, clip_ratio=c.clip_ratio,
                                                entropy_coef=c.entropy_coef, value_coef=c.value_coef)

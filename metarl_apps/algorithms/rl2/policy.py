@@ -27,25 +27,28 @@ class RL2Policy(AdaptedPolicy):
     def _distribution(self, time_step, policy_state):
         logits, _, new_state = self._net.step(time_step.observation, policy_state)
         if self._greedy:
-            mode = tf.argmax(logits, axis=-1, output_type=tf.int32) + self._net.action_min
+            if self._net.slate_size:
+                mode = tf.math.top_k(logits, k=self._net.slate_size).indices + self._net.action_min
+            else:
+                mode = tf.argmax(logits, axis=-1, output_type=tf.int32) + self._net.action_min
             dist = tfp.distributions.Deterministic(loc=tf.cast(mode, self.action_spec.dtype))
             if self._net.action_shape:
                 dist = tfp.distributions.Independent(dist, reinterpreted_batch_ndims=len(self._net.action_shape))
         else:
-            dist = _ShiftedCategorical(logits, self._net.action_min, len(self._net.action_shape),
-                                       self.action_spec.dtype)
+            dist = _Shifted(action_distribution(logits, len(self._net.action_shape), self._net.slate_size),
+                            self._net.action_min, self.action_spec.dtype)
         return policy_step.PolicyStep(dist, new_state, ())
 
 
-class _ShiftedCategorical(tfp.distributions.Distribution):
-    """Categorical over ``[minimum, minimum + n)`` in the action dtype (one per action element)."""
+class _Shifted(tfp.distributions.Distribution):
+    """An index distribution moved to ``[minimum, minimum + n)`` in the action dtype."""
 
-    def __init__(self, logits, minimum: int, action_rank: int, dtype):
-        self._base = action_distribution(logits, action_rank)
+    def __init__(self, base, minimum: int, dtype):
+        self._base = base
         self._minimum = minimum
         parameters = dict(locals())
         super().__init__(dtype=dtype, reparameterization_type=tfp.distributions.NOT_REPARAMETERIZED,
-                         validate_args=False, allow_nan_stats=True, parameters=parameters, name="ShiftedCategorical")
+                         validate_args=False, allow_nan_stats=True, parameters=parameters, name="Shifted")
 
     def _sample_n(self, n, seed=None):
         return tf.cast(self._base.sample(n, seed=seed), self.dtype) + tf.cast(self._minimum, self.dtype)

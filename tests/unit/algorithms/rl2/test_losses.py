@@ -59,3 +59,25 @@ def test_ppo_loss_by_hand():
 def test_bad_config_is_a_clear_error(field, value, match):
     with pytest.raises(MetaRLInputError, match=match):
         RL2Config(**{field: value})
+
+
+def test_slate_log_prob_by_hand_and_sampling_gives_distinct_items():
+    from metarl_apps.algorithms.rl2.losses import SlateDistribution
+
+    logits = tf.math.log(tf.constant([[0.5, 0.3, 0.2]]))
+    dist = SlateDistribution(logits, 2)
+    # P([0, 2]) = 0.5 * 0.2 / (0.3 + 0.2) = 0.2 ; P([2, 0]) = 0.2 * 0.5 / 0.8 = 0.125
+    np.testing.assert_allclose(np.exp(dist.log_prob(tf.constant([[0, 2]])).numpy()), [0.2], rtol=1e-5)
+    np.testing.assert_allclose(np.exp(dist.log_prob(tf.constant([[2, 0]])).numpy()), [0.125], rtol=1e-5)
+    # all 6 ordered slates sum to one
+    slates = tf.constant([[[a, b] for a in range(3) for b in range(3) if a != b]])
+    total = np.exp(SlateDistribution(logits[:, None, :], 2).log_prob(slates).numpy()).sum()
+    assert total == pytest.approx(1.0, rel=1e-5)
+    draws = SlateDistribution(tf.zeros([4000, 5]), 3).sample(seed=tf.constant([1, 2])).numpy()
+    assert all(len(set(row)) == 3 for row in draws)
+    first = np.bincount(draws[:, 0], minlength=5) / 4000
+    np.testing.assert_allclose(first, 0.2, atol=0.03)  # uniform logits: each item first w.p. 1/5
+    counts = SlateDistribution(logits, 2).sample(20000, seed=tf.constant([3, 4])).numpy()[:, 0]
+    pair = np.mean((counts[:, 0] == 0) & (counts[:, 1] == 2))
+    assert pair == pytest.approx(0.2, abs=0.015)
+    assert SlateDistribution(logits, 2).mode().numpy().tolist() == [[0, 1]]

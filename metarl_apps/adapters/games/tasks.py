@@ -1,0 +1,283 @@
+"""``games.gridlevels`` as a :class:`TaskDistribution`: each level is a task; one learner-controlled agent.
+
+Tasks
+  A task's hidden parameters are ``{"level_seed": int}``; the level is
+  ``gridlevels_core.generate_level(config, level_seed)``. Train and test levels are **disjoint by
+  construction**: train seeds lie in ``[0, 2**30)`` and test seeds in ``[2**30, 2**31)`` (the split bit is
+  bit 30), so no held-out level can ever appear in training.
+
+Trial (what one tf-agents episode of :meth:`GridLevelTasks.make_env` is)
+  ``episodes`` inner episodes of the **same level**, each lasting **exactly** ``horizon = max_steps`` steps,
+  so every row of the batch stays in lock-step (as :class:`~metarl_apps.core.env.TrialEnvironment`
+  assumes) and "episode k" is the same span of steps for every level. Within an inner episode:
+
+  - the agent starts at the level's start cell without the key;
+  - on reaching the (open) goal (reward ``goal_reward``) or a hazard (reward ``hazard_reward``) the agent
+    is **frozen** for the rest of the inner episode: its actions are ignored, rewards are 0, the
+    observation stays the view from where it stopped;
+  - after ``max_steps`` steps (whether or not it finished) the next inner episode starts again at the start
+    cell, with the key dropped; ``observation["new_episode"]`` is 1.0 on that first step.
+
+  The trial ends after ``episodes * max_steps`` steps with ``LAST`` (discount 0); the next ``step`` starts
+  a new trial (standard trial contract, see :mod:`metarl_apps.core.env`). The budget unit is "episodes".
+
+Observation ``"obs"``: the agent's egocentric view, float32 ``[view_size, view_size, 7]`` (channels in
+:mod:`~metarl_apps.adapters.games.gridlevels_core`). Action: ``int32`` scalar in ``0..4`` (stay, up, down,
+left, right before the level's permutation, if ``permute_actions``).
+
+Environment: a :class:`TrialEnvironment` over a batched numpy :class:`GridLevelsCore`; every step is **one**
+``tf.numpy_function`` call for the whole batch (not one per level). It therefore needs the Python process
+(no XLA, no SavedModel export of the env itself); policies stay pure TF. ``set_tasks`` regenerates the levels
+in the core without building a new environment.
+
+Oracle (:meth:`GridLevelTasks.oracle_policy`): knows the map. At construction it runs breadth-first searches
+(numpy/Python, once per level) giving, for every (cell, has_key) state, the action of a shortest hazard-free
+path to the key (while the key is missing) and then to the goal, translated through the level's action
+permutation, and the state that action leads to. The dynamics are deterministic, so the policy **dead-reckons**
+its position in its policy state (reset to the start when ``new_episode`` is 1) instead of querying the
+environment: acting is two in-graph gathers, so the oracle is an ordinary TF policy (works in ``rollout``,
+exportable with ``PolicySaver``) with no reference to any environment.
+
+Future work (issue 7): several agents per level, with the learner controlling all of them (shared
+parameters, per-agent memory) or one of them against scripted partners; ``num_agents`` must be 1 for now.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import tensorflow as tf
+from tf_agents.policies import tf_policy
+from tf_agents.specs import tensor_spec
+from tf_agents.trajectories import policy_step
+
+from metarl_apps.adapters.games import gridlevels_core as core_lib
+from metarl_apps.adapters.games.gridlevels_core import GridLevelsConfig, GridLevelsCore, Levels
+from metarl_apps.core.env import NEW_EPISODE, TrialEnvironment, trial_time_step_spec
+from metarl_apps.core.errors import MetaRLInputError
+from metarl_apps.core.task import Task, TaskDistribution, positive_int
+
+FAMILY = core_lib.FAMILY
+#: Level seeds of the test split have this bit set, train seeds never do.
+SPLIT_BIT = 1 << 30
+_SPLIT_OFFSET = {"train": 0, "test": SPLIT_BIT}
+
+
+def _obs_spec(config: GridLevelsConfig):
+    v = config.view_size
+    return tensor_spec.TensorSpec((v, v, core_lib.NUM_CHANNELS), tf.float32, name="obs")
+
+
+def _action_spec():
+    return tensor_spec.BoundedTensorSpec((), tf.int32, minimum=0, maximum=core_lib.NUM_ACTIONS - 1, name="action")
+
+
+def _level_seeds(tasks) -> list[int]:
+    return [int(t.params["level_seed"]) for t in tasks]
+
+
+class GridLevelTasks(TaskDistribution):
+    """Levels of the built-in grid game; one learner-controlled agent (see the module docstring).
+
+    Args:
+      size, view_size, max_steps, wall_density, num_hazards, use_key, permute_actions, goal_reward,
+        hazard_reward, step_cost: the :class:`GridLevelsConfig` fields (same meaning and defaults).
+        ``max_steps`` is also the fixed length of every inner episode (``horizon``).
+      num_agents: must be 1 (multi-agent levels are future work).
+      episodes: inner episodes per trial (the largest adaptation budget), default 5.
+    """
+
+    family = FAMILY
+    budget_unit = "episodes"
+
+    def __init__(
+        self,
+        size: int = 7,
+        view_size: int = 5,
+        max_steps: int = 50,
+        wall_density: float = 0.25,
+        num_hazards: int = 2,
+        use_key: bool = True,
+        permute_actions: bool = False,
+        goal_reward: float = 1.0,
+        hazard_reward: float = -1.0,
+        step_cost: float = 0.0,
+        num_agents: int = 1,
+        episodes: int = 5,
+    ):
+        if num_agents != 1 or isinstance(num_agents, bool):
+            raise MetaRLInputError(
+                f"{FAMILY}: parameter num_agents={num_agents!r} must be 1 (the task family controls one agent; "
+                "multi-agent levels are future work)"
+            )
+        self.episodes = positive_int("episodes", episodes, FAMILY)
+        self.config = GridLevelsConfig(
+            size=size, num_agents=1, view_size=view_size, max_steps=max_steps, wall_density=wall_density,
+            num_hazards=num_hazards, use_key=use_key, permute_actions=permute_actions, goal_reward=goal_reward,
+            hazard_reward=hazard_reward, step_cost=step_cost,
+        )
+        core_lib.generate_level(self.config, 0)  # an impossible level parameter fails here, not at make_env
+        super().__init__(
+            size=size, view_size=view_size, max_steps=max_steps, wall_density=wall_density,
+            num_hazards=num_hazards, use_key=use_key, permute_actions=permute_actions, goal_reward=goal_reward,
+            hazard_reward=hazard_reward, step_cost=step_cost, num_agents=1, episodes=self.episodes,
+        )
+
+    @property
+    def horizon(self) -> int:
+        return self.config.max_steps
+
+    @property
+    def episodes_per_trial(self) -> int:
+        return self.episodes
+
+    def _sample_params(self, stream: np.random.Generator, split: str) -> dict:
+        return {"level_seed": int(stream.integers(0, SPLIT_BIT)) + _SPLIT_OFFSET[split]}
+
+    def levels(self, tasks) -> Levels:
+        """The generated levels ``[B]`` of ``tasks`` (row i = tasks[i])."""
+        return core_lib.generate_levels(self.config, _level_seeds(tasks))
+
+    def action_spec(self):
+        return _action_spec()
+
+    def time_step_spec(self):
+        return trial_time_step_spec(_obs_spec(self.config), self.action_spec())
+
+    def _make_env(self, tasks: list[Task], seed: int) -> "GridLevelEnvironment":
+        return GridLevelEnvironment(self.config, self.levels(tasks), [t.seed for t in tasks], self.episodes, seed=seed)
+
+    def oracle_policy(self, tasks: list[Task]) -> "GridOraclePolicy":
+        """Shortest-path policy that knows each level's map (see the module docstring)."""
+        return GridOraclePolicy(self, self.levels(list(tasks)))
+
+
+class GridLevelEnvironment(TrialEnvironment):
+    """Batched trial environment over a numpy :class:`GridLevelsCore` (one ``numpy_function`` per step).
+
+    ``levels`` may come from :func:`generate_levels` or :func:`level_from_layout` (hand-made tests).
+    """
+
+    def __init__(self, config: GridLevelsConfig, levels: Levels, task_seeds, episodes: int, seed: int = 0):
+        if config.num_agents != 1:
+            raise MetaRLInputError(f"{FAMILY}: GridLevelEnvironment controls one agent, config has {config.num_agents}")
+        self.config = config
+        self._core = GridLevelsCore(config, levels)
+        super().__init__(task_seeds, _action_spec(), horizon=config.max_steps, episodes_per_trial=episodes,
+                         seed=seed)
+        # The level seeds as a task variable: marks set_tasks as supported and records the current tasks.
+        self._bind_task_arrays({"level_seed": np.asarray(levels.seeds, np.int64)})
+
+    @property
+    def core(self) -> GridLevelsCore:
+        """The numpy core (state of every row: ``pos``, ``has_key``, ``active``, ``t``)."""
+        return self._core
+
+    def _task_arrays(self, tasks) -> dict:
+        return {"level_seed": np.asarray(_level_seeds(tasks), np.int64)}
+
+    def set_tasks(self, tasks) -> None:
+        """Swap in new levels (same count) without rebuilding the environment; the next reset starts on them."""
+        tasks = list(tasks)
+        levels = core_lib.generate_levels(self.config, _level_seeds(tasks)) if len(tasks) == self.batch_size else None
+        super().set_tasks(tasks)  # checks the count, assigns seeds/keys, forces a reset
+        self._core.set_levels(levels)
+
+    def _task_observation_spec(self):
+        return _obs_spec(self.config)
+
+    def _obs_shape(self):
+        v = self.config.view_size
+        return [self.batch_size, v, v, core_lib.NUM_CHANNELS]
+
+    def _np_reset(self):
+        return self._core.reset()[:, 0]
+
+    def _np_step(self, action):
+        obs, reward, _, _ = self._core.step(np.asarray(action, np.int64)[:, None])
+        return reward[:, 0].astype(np.float32), obs[:, 0]
+
+    def _begin_episode(self, counter):
+        obs = tf.numpy_function(self._np_reset, [], tf.float32, name="gridlevels_reset")
+        obs.set_shape(self._obs_shape())
+        return obs
+
+    def _transition(self, action, h, counter):
+        reward, obs = tf.numpy_function(self._np_step, [action], [tf.float32, tf.float32], name="gridlevels_step")
+        reward.set_shape([self.batch_size])
+        obs.set_shape(self._obs_shape())
+        return reward, obs
+
+
+# ====================================================================== oracle
+def _distances(passable: np.ndarray, target) -> np.ndarray:
+    """BFS distance of every cell to ``target`` through ``passable`` cells (-1 = unreachable)."""
+    h, w = passable.shape
+    dist = np.full((h, w), -1, dtype=np.int64)
+    tr, tc = int(target[0]), int(target[1])
+    dist[tr, tc] = 0
+    queue = deque([(tr, tc)])
+    while queue:
+        r, c = queue.popleft()
+        for dr, dc in core_lib.MOVES[1:]:
+            nr, nc = r + dr, c + dc
+            if 0 <= nr < h and 0 <= nc < w and passable[nr, nc] and dist[nr, nc] < 0:
+                dist[nr, nc] = dist[r, c] + 1
+                queue.append((nr, nc))
+    return dist
+
+
+def oracle_tables(config: GridLevelsConfig, levels: Levels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per level, over states ``s = 2 * (row * size + col) + has_key``:
+
+    ``action [B, S]`` (int32, the level's action id of the next shortest-path move; 0 = stay on the goal or
+    where nothing is reachable), ``next_state [B, S]`` (the state that action leads to) and ``start [B]``.
+    """
+    s = config.size
+    b = len(levels)
+    num_states = 2 * s * s
+    actions = np.zeros((b, num_states), np.int32)
+    next_state = np.zeros((b, num_states), np.int32)
+    inverse = np.argsort(levels.action_perm, axis=1)  # inverse[b, canonical move] = the level's action id
+    for i in range(b):
+        passable = ~(levels.walls[i] | levels.hazards[i])
+        has_key_item = levels.key[i, 0] >= 0
+        to_goal = _distances(passable, levels.goal[i])
+        to_key = _distances(passable, levels.key[i]) if has_key_item else to_goal
+        for r in range(s):
+            for c in range(s):
+                for k in (0, 1):
+                    state = 2 * (r * s + c) + k
+                    dist = to_goal if (k or not has_key_item) else to_key
+                    best, best_d = 0, dist[r, c]
+                    if best_d > 0:
+                        for m in range(1, core_lib.NUM_ACTIONS):
+                            nr, nc = r + core_lib.MOVES[m, 0], c + core_lib.MOVES[m, 1]
+                            if 0 <= nr < s and 0 <= nc < s and 0 <= dist[nr, nc] < best_d:
+                                best, best_d = m, dist[nr, nc]
+                    nr, nc = r + core_lib.MOVES[best, 0], c + core_lib.MOVES[best, 1]
+                    nk = int(k or (has_key_item and (nr, nc) == tuple(levels.key[i])))
+                    actions[i, state] = inverse[i, best]
+                    next_state[i, state] = 2 * (nr * s + nc) + nk
+    start = (2 * (levels.starts[:, 0, 0] * s + levels.starts[:, 0, 1])).astype(np.int32)
+    return actions, next_state, start
+
+
+class GridOraclePolicy(tf_policy.TFPolicy):
+    """Follows the precomputed shortest path of each row's level; policy state = the dead-reckoned
+    ``(cell, has_key)`` state ``int32 [B]``, reset to the start cell whenever ``new_episode`` is 1."""
+
+    def __init__(self, dist: GridLevelTasks, levels: Levels, name: str = "oracle"):
+        state_spec = tensor_spec.TensorSpec((), tf.int32, name="oracle_state")
+        super().__init__(dist.time_step_spec(), dist.action_spec(), policy_state_spec=state_spec, name=name)
+        actions, next_state, start = oracle_tables(dist.config, levels)
+        self._table = tf.constant(actions)
+        self._next = tf.constant(next_state)
+        self._start = tf.constant(start)
+
+    def _action(self, time_step, policy_state, seed):
+        new = time_step.observation[NEW_EPISODE] > 0.5
+        state = tf.where(new, self._start, tf.cast(policy_state, tf.int32))
+        action = tf.gather(self._table, state, batch_dims=1)
+        return policy_step.PolicyStep(action, tf.gather(self._next, state, batch_dims=1), ())
