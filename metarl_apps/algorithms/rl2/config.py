@@ -17,6 +17,8 @@ class RL2Config:
       embed_sizes: dense ReLU layers before the recurrent cell.
       slate: treat ``[k]`` integer actions as slates of k distinct items (Plackett-Luce over one score per
         item) instead of k independent categoricals; ``None`` = ask the task family (``slate_actions``).
+        Default False: on recsys.interest_evolution (1000 iterations, 128 users/iteration) Plackett-Luce
+        collapsed to a near-fixed slate (37.7 at K=50) while independent slots reached 40.6-40.8.
     Meta-batch:
       tasks_per_iteration: tasks (one trial each) rolled out per training iteration.
     PPO:
@@ -40,7 +42,7 @@ class RL2Config:
     cell: str = "lstm"
     hidden_size: int = 128
     embed_sizes: tuple[int, ...] = (64,)
-    slate: bool | None = None
+    slate: bool | None = False
     tasks_per_iteration: int = 256
     learning_rate: float = 1e-3
     max_grad_norm: float = 1.0
