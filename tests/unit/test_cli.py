@@ -105,3 +105,26 @@ def test_regret_rows_are_paired_to_the_oracle(tmp_path):
     assert set(regret) == {("random", 1), ("random", 3)}
     assert regret[("random", 3)] == pytest.approx(reward[("oracle", 3)] - reward[("random", 3)])
     assert "Regret to the oracle" in (tmp_path / "o" / "report.md").read_text()
+
+
+def test_train_evaluate_adapt_a_learner_with_checkpoints(tmp_path, capsys):
+    path = _scenario(tmp_path, expectations=["rl2@3 >= 0"], tasks={"train": 32, "test": 20, "seed": 0}, agents=[
+        {"name": "rl2", "algorithm": "rl2", "train": {"iterations": 2},
+         "config": {"hidden_size": 8, "embed_sizes": [8], "tasks_per_iteration": 16, "minibatches": 2,
+                    "epochs": 1}},
+        {"name": "random", "baseline": "random"}])
+    out = tmp_path / "o"
+    assert main(["train", str(path), "-o", str(out), "--no-progress"]) == 0
+    ckpt = out / "checkpoints" / "rl2" / "seed_0"
+    assert (ckpt / "checkpoint").exists()
+    # training again into the same directory would overwrite the checkpoint: refused, one line, exit 2
+    assert main(["train", str(path), "-o", str(out), "--no-progress"]) == 2
+    assert "already holds a checkpoint; pass --resume" in capsys.readouterr().err
+    assert main(["evaluate", str(path), "-o", str(out), "--no-progress"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert {r["agent"] for r in results["rows"]} == {"rl2", "random"}
+    capsys.readouterr()
+    assert main(["adapt", str(path), "-o", str(out), "--agent", "rl2", "--budget", "3", "--tasks", "5"]) == 0
+    assert "rl2 after 3 pulls:" in capsys.readouterr().out
+    assert main(["adapt", str(path), "-o", str(tmp_path / "empty"), "--agent", "rl2", "--budget", "3"]) == 2
+    assert "no checkpoint directory" in capsys.readouterr().err
