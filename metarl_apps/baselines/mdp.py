@@ -16,7 +16,7 @@ from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import policy_step
 from tf_agents.trajectories import time_step as ts
 
-from metarl_apps.baselines.bandits import (
+from metarl_apps.baselines.base import (
     ConfiguredBaseline,
     StatefulPolicy,
     argmax_mask,

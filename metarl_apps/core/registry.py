@@ -136,8 +136,8 @@ BASELINES = Registry(
         "psrl": "metarl_apps.baselines.mdp:PSRLBaseline",
         "random_slate": "metarl_apps.baselines.recsys:RandomSlateBaseline",
         "popularity": "metarl_apps.baselines.recsys:PopularityBaseline",
-        "linucb": "metarl_apps.baselines.recsys:LinUCBBaseline",
-        "lin_ts": "metarl_apps.baselines.recsys:LinTSBaseline",
+        "linucb": "metarl_apps.baselines.linear:LinUCBBaseline",
+        "lin_ts": "metarl_apps.baselines.linear:LinTSBaseline",
         "global_mlp": "metarl_apps.baselines.recsys:GlobalRewardModelBaseline",
     },
 )

@@ -13,7 +13,7 @@ from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import policy_step
 from tf_agents.trajectories import time_step as ts
 
-from metarl_apps.baselines import recsys
+from metarl_apps.baselines import linear, recsys
 from metarl_apps.core.env import TrialEnvironment, trial_time_step_spec
 from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.core.registry import BASELINES, make_task_distribution
@@ -154,7 +154,7 @@ DOCS = [D0, D1, D2]
 
 def test_linucb_statistics_after_a_hand_made_sequence():
     dist = LinearSlateUsers(num_docs=3, num_features=2, slate_size=2, docs=DOCS)
-    policy = recsys.LinUCBBaseline(alpha=1.0, ridge=1.0, bias=False).make_policy(dist, dist.sample(1))
+    policy = linear.LinUCBBaseline(alpha=1.0, ridge=1.0, bias=False).make_policy(dist, dist.sample(1))
     state = policy.get_initial_state(1)
 
     # Trial start: A = 0, so UCB = sqrt(|x|^2): d2 (sqrt 2), then the d0/d1 tie -> lower index d0.
@@ -186,7 +186,7 @@ def test_linucb_statistics_after_a_hand_made_sequence():
 
     # UCB scores equal the formula: (A + I)^-1 = [[4,-3],[-3,7]] / 19, theta = [6, 5] / 19,
     # x^T (A + I)^-1 x = 4/19, 7/19, 5/19 for d0, d1, d2.
-    scores = recsys.linucb_scores(cov[None], data[None], tf.constant([DOCS]), alpha=1.0, ridge=1.0)[0]
+    scores = linear.linucb_scores(cov[None], data[None], tf.constant([DOCS]), alpha=1.0, ridge=1.0)[0]
     np.testing.assert_allclose(scores, [6 / 19 + np.sqrt(4 / 19), 5 / 19 + np.sqrt(7 / 19),
                                         11 / 19 + np.sqrt(5 / 19)], rtol=1e-5)
     np.testing.assert_array_equal(step.action, [[2, 1]])  # d2 1.092 > d1 .870 > d0 .775
@@ -194,7 +194,7 @@ def test_linucb_statistics_after_a_hand_made_sequence():
 
 def test_negatives_chosen_learns_only_from_clicks():
     dist = LinearSlateUsers(num_docs=3, num_features=2, slate_size=2, docs=DOCS)
-    policy = recsys.LinUCBBaseline(negatives="chosen", bias=False).make_policy(dist, dist.sample(1))
+    policy = linear.LinUCBBaseline(negatives="chosen", bias=False).make_policy(dist, dist.sample(1))
     step = policy.action(slate_step([FIRST], [DOCS], [2], [0.0], [[0, 0]]), policy.get_initial_state(1))
     step = policy.action(slate_step([MID], [DOCS], [2], [0.0], [[2, 0]]), step.state)  # no click: nothing
     np.testing.assert_array_equal(step.state["A"][0], np.zeros([2, 2]))
@@ -206,7 +206,7 @@ def test_negatives_chosen_learns_only_from_clicks():
 
 def test_statistics_reset_at_trial_start():
     dist = LinearSlateUsers(num_docs=3, num_features=2, slate_size=2, docs=DOCS)
-    policy = recsys.LinUCBBaseline(bias=False).make_policy(dist, dist.sample(2))
+    policy = linear.LinUCBBaseline(bias=False).make_policy(dist, dist.sample(2))
     step = policy.action(slate_step([FIRST] * 2, [DOCS] * 2, [2] * 2, [0.0] * 2, [[0, 0]] * 2),
                          policy.get_initial_state(2))
     step = policy.action(slate_step([MID] * 2, [DOCS] * 2, [0, 1], [1.0, 1.0], [[2, 0]] * 2), step.state)
@@ -224,8 +224,8 @@ def test_ucb_and_ts_scores_match_the_formulas():
     data = rng.normal(size=(b, f)).astype(np.float32)
     features = rng.normal(size=(b, n, f)).astype(np.float32)
     z = rng.normal(size=(b, f)).astype(np.float32)
-    ucb = recsys.linucb_scores(cov, data, features, alpha, ridge).numpy()
-    ts_scores = recsys.lints_scores(cov, data, features, scale, ridge, z).numpy()
+    ucb = linear.linucb_scores(cov, data, features, alpha, ridge).numpy()
+    ts_scores = linear.lints_scores(cov, data, features, scale, ridge, z).numpy()
     for i in range(b):
         m_inv = np.linalg.inv(cov[i] + ridge * np.eye(f))
         theta = m_inv @ data[i]
@@ -266,9 +266,9 @@ def _equivalence_run(make_agent, strategy, steps=12):
     w = np.array([1.0, -0.5, 0.3], np.float32)
     dist = LinearSlateUsers(num_docs=num_docs, num_features=f, slate_size=1, docs=docs)
     if strategy == "ucb":
-        policy = recsys.LinUCBBaseline(alpha=0.8, ridge=0.5, bias=True).make_policy(dist, dist.sample(1))
+        policy = linear.LinUCBBaseline(alpha=0.8, ridge=0.5, bias=True).make_policy(dist, dist.sample(1))
     else:
-        policy = recsys.LinTSBaseline(scale=0.8, ridge=0.5, bias=True).make_policy(dist, dist.sample(1))
+        policy = linear.LinTSBaseline(scale=0.8, ridge=0.5, bias=True).make_policy(dist, dist.sample(1))
     agent = make_agent(*_tf_agents_setup(num_docs, f))
     state = policy.get_initial_state(1)
     step = policy.action(slate_step([FIRST], [docs], [1], [0.0], [[0]]), state)
@@ -296,14 +296,14 @@ def test_linucb_equals_tf_agents_lin_ucb_agent():
     policy, agent, step, docs, records = _equivalence_run(make_agent, "ucb")
     features = policy.model_features(docs[None])  # [1, x]: tf-agents' add_bias puts the 1 first too
     for ours, theirs, doc in records:  # at every step: the same UCB scores and the same arm
-        scores = recsys.linucb_scores(ours.state["A"], ours.state["b"], features, 0.8, 0.5)
+        scores = linear.linucb_scores(ours.state["A"], ours.state["b"], features, 0.8, 0.5)
         np.testing.assert_allclose(scores, theirs.info.predicted_rewards_optimistic, rtol=1e-4, atol=TOL)
         assert doc == int(theirs.action[0])
     cov, data = step.state["A"], step.state["b"]
-    ours = recsys.linucb_scores(cov, data, features, 0.8, 0.5)
+    ours = linear.linucb_scores(cov, data, features, 0.8, 0.5)
     theirs = agent.policy.action(ts.restart(_agent_obs(docs), batch_size=1)).info.predicted_rewards_optimistic
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=TOL)
-    theta, _ = recsys.ridge_solve(cov, data, 0.5)
+    theta, _ = linear.ridge_solve(cov, data, 0.5)
     np.testing.assert_allclose(theta, agent.theta, rtol=1e-4, atol=TOL)
 
 
@@ -315,7 +315,7 @@ def test_lints_equals_tf_agents_linear_thompson_sampling_agent():
     policy, agent, step, docs, _ = _equivalence_run(make_agent, "ts")
     cov, data = step.state["A"], step.state["b"]
     features = policy.model_features(docs[None])  # [1, x]: tf-agents' add_bias puts the 1 first too
-    mean, var = recsys.linear_mean_and_variance(cov, data, features, 0.5)
+    mean, var = linear.linear_mean_and_variance(cov, data, features, 0.5)
     their_mean, their_var = agent.policy._predict_mean_reward_and_variance(tf.ones([1, 1]), tf.constant(docs[None]))
     np.testing.assert_allclose(mean, their_mean, rtol=1e-4, atol=TOL)
     np.testing.assert_allclose(var, their_var, rtol=1e-4, atol=TOL)
@@ -331,8 +331,8 @@ def test_lints_equals_tf_agents_linear_thompson_sampling_agent():
 
 # ================================================================== learning on the fake family
 def test_linucb_and_lints_beat_random_after_50_interactions(dist, users, random_totals):
-    linucb = run_totals(recsys.LinUCBBaseline(), dist, users)
-    lints = run_totals(recsys.LinTSBaseline(), dist, users)
+    linucb = run_totals(linear.LinUCBBaseline(), dist, users)
+    lints = run_totals(linear.LinTSBaseline(), dist, users)
     assert_better(linucb, random_totals)
     assert_better(lints, random_totals)
 
@@ -377,12 +377,12 @@ def test_popularity_beats_random_and_needs_a_shared_corpus(dist, users, random_t
 
 # ================================================================== config, families, registry, export
 @pytest.mark.parametrize("cls, config, field", [
-    (recsys.LinUCBBaseline, {"alpha": -1.0}, "alpha"),
-    (recsys.LinUCBBaseline, {"ridge": 0.0}, "ridge"),
-    (recsys.LinUCBBaseline, {"negatives": "all"}, "negatives"),
-    (recsys.LinTSBaseline, {"scale": "big"}, "scale"),
-    (recsys.LinTSBaseline, {"alpha": 1.0}, "alpha"),
-    (recsys.LinTSBaseline, {"bias": "yes"}, "bias"),
+    (linear.LinUCBBaseline, {"alpha": -1.0}, "alpha"),
+    (linear.LinUCBBaseline, {"ridge": 0.0}, "ridge"),
+    (linear.LinUCBBaseline, {"negatives": "all"}, "negatives"),
+    (linear.LinTSBaseline, {"scale": "big"}, "scale"),
+    (linear.LinTSBaseline, {"alpha": 1.0}, "alpha"),
+    (linear.LinTSBaseline, {"bias": "yes"}, "bias"),
     (recsys.PopularityBaseline, {"fit_users": 0}, "fit_users"),
     (recsys.GlobalRewardModelBaseline, {"hidden": [64, 0]}, "hidden"),
     (recsys.GlobalRewardModelBaseline, {"learning_rate": 0}, "learning_rate"),
@@ -397,22 +397,22 @@ def test_bad_config_is_a_one_line_error_naming_the_field(cls, config, field):
 
 def test_refuses_families_without_the_slate_contract():
     bandits = make_task_distribution("bandits.bernoulli", arms=3, pulls=5)
-    assert not recsys.LinUCBBaseline().supports(bandits)
+    assert not linear.LinUCBBaseline().supports(bandits)
     with pytest.raises(MetaRLInputError, match="slate recommender family"):
-        recsys.LinUCBBaseline().make_policy(bandits, bandits.sample(2))
+        linear.LinUCBBaseline().make_policy(bandits, bandits.sample(2))
     assert recsys.slate_dims(LinearSlateUsers()) == recsys.SlateDims(20, 5, 3)
 
 
 def test_registered():
     for name, cls in [("random_slate", recsys.RandomSlateBaseline), ("popularity", recsys.PopularityBaseline),
-                      ("linucb", recsys.LinUCBBaseline), ("lin_ts", recsys.LinTSBaseline),
+                      ("linucb", linear.LinUCBBaseline), ("lin_ts", linear.LinTSBaseline),
                       ("global_mlp", recsys.GlobalRewardModelBaseline)]:
         assert BASELINES.get(name) is cls
 
 
 def test_policy_saver_round_trip_gives_the_same_slates(tmp_path, dist, users):
     tasks = users[:5]
-    policy = recsys.LinUCBBaseline(alpha=0.5).make_policy(dist, tasks)
+    policy = linear.LinUCBBaseline(alpha=0.5).make_policy(dist, tasks)
     policy_saver.PolicySaver(policy, batch_size=None).save(str(tmp_path / "linucb"))
     loaded = tf.saved_model.load(str(tmp_path / "linucb"))
     env = dist.make_env(tasks)
