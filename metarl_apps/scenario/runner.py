@@ -175,8 +175,11 @@ def run_scenario(
         top = curves[spec.name].rows()[-1]
         log(f"  {spec.name:<18} @{top['budget']}: {top['mean']:.3f} ± {top['ci95']:.3f}   ({wall[spec.name]:.1f}s)")
 
-    reported = curves
-    if scenario.metric == "regret":
+    # The oracle curve on the same tasks: the scenario's own oracle agent if it ran one, else (only when the
+    # primary metric is regret) one evaluated here.
+    oracle_names = [a.name for a in specs if a.kind == "baseline" and a.target == "oracle"]
+    oracle_curve = curves[oracle_names[0]] if oracle_names else None
+    if scenario.metric == "regret" and oracle_curve is None:
         if not hasattr(dist, "oracle_policy"):
             raise MetaRLInputError(f"{scenario.path}: metric: regret needs a family with an oracle; "
                                    f"{dist.family!r} has none, use cumulative_reward")
@@ -186,16 +189,15 @@ def run_scenario(
         oracle_values = cumulative_returns(lambda chunk, cseed: oracle.make_policy(dist, chunk), dist, test_tasks,
                                            budgets, env_seed=scenario.env_seed)
         oracle_curve = Curve("oracle", tuple(budgets), oracle_values[None])
-        reported = {k: regret_curve(c, oracle_curve) for k, c in curves.items()}
 
-    rows = [row for c in reported.values() for row in c.rows()]
-    # Regret to the oracle, paired per task, whenever the scenario ran one (secondary metric).
-    oracle_names = [a.name for a in specs if a.kind == "baseline" and a.target == "oracle"]
+    reported = curves
     regret_rows = []
-    if scenario.metric == "cumulative_reward" and oracle_names:
-        oracle_curve = curves[oracle_names[0]]
+    if scenario.metric == "regret":
+        reported = {k: regret_curve(c, oracle_curve) for k, c in curves.items()}
+    elif oracle_curve is not None:  # regret to the oracle, paired per task, as a secondary metric
         regret_rows = [row for name, c in curves.items() if name != oracle_names[0]
                        for row in regret_curve(c, oracle_curve).rows()]
+    rows = [row for c in reported.values() for row in c.rows()]
     means = {(r["agent"], r["budget"]): r["mean"] for r in rows}
     checks = []
     for exp in scenario.expectations:

@@ -128,3 +128,19 @@ def test_train_evaluate_adapt_a_learner_with_checkpoints(tmp_path, capsys):
     assert "rl2 after 3 pulls:" in capsys.readouterr().out
     assert main(["adapt", str(path), "-o", str(tmp_path / "empty"), "--agent", "rl2", "--budget", "3"]) == 2
     assert "no checkpoint directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("with_oracle_agent", [True, False])
+def test_regret_metric_rows_are_paired_to_the_oracle(tmp_path, with_oracle_agent):
+    agents = [{"name": "random", "baseline": "random"}]
+    if with_oracle_agent:
+        agents.append({"name": "oracle", "baseline": "oracle"})
+    path = _scenario(tmp_path, expectations=["random@3 > 0"], metric="regret", agents=agents)
+    assert main(["run", str(path), "-o", str(tmp_path / "o"), "--no-progress"]) == 0
+    results = json.loads((tmp_path / "o" / "results.json").read_text())
+    regret = {(r["agent"], r["budget"]): r["mean"] for r in results["rows"]}
+    assert results["metric"] == "regret" and results["regret_rows"] == []
+    # random pulls of 2 arms lose, on average, half the gap between the arms (1/3 for U[0,1] means) per pull
+    assert regret[("random", 3)] == pytest.approx(3 * (2 / 3 - 1 / 2), abs=0.1)
+    if with_oracle_agent:
+        assert regret[("oracle", 1)] == 0.0 and regret[("oracle", 3)] == 0.0
