@@ -4,12 +4,11 @@ Issue 3, item 8. For each user count N (default 1 000 and 10 000), in one proces
 
 * **ours** — ``recsys.interest_evolution`` (defaults: T=5 topics, D=30 docs, slates of K=3),
   ``env = dist.make_env(dist.sample(N, "test"))`` stepped by tf-agents' ``RandomTFPolicy`` for ``--steps``
-  steps (one trial: a reset + ``steps`` interactions). Timed with **our own single ``tf.function``** whose body
-  is ``metarl_apps.evaluation.runner.rollout``'s (same ``tf.while_loop`` of ``policy.action`` / ``env.step``,
-  same ``TensorArray`` writes), traced once in the warm-up: ``rollout()`` builds a new ``tf.function`` on every
-  call, so it re-traces each time and cannot exclude tracing. ``rollout()``'s own end-to-end rate (tracing
-  included) is reported alongside (last column), timed after all the others: it calls ``tf.random.set_seed``,
-  which clears TF's kernel cache and so slows the next call of every other compiled function.
+  steps (one trial: a reset + ``steps`` interactions). Timed with the compiled loop of
+  ``metarl_apps.evaluation.runner.compile_rollout`` (the body of ``rollout``), traced once in the warm-up:
+  ``rollout()`` builds a new ``tf.function`` on every call, so it re-traces each time and cannot exclude
+  tracing. ``rollout()``'s own end-to-end rate (tracing included) is reported alongside (last column), timed
+  after all the others so its tracing never interleaves with them.
 * **stock** — RecSim NG's own interest-evolution simulation,
   ``simulation_config.create_interest_evolution_simulation_network(num_users=N, num_topics=5, num_docs=30)``
   run by ``TFRuntime(network, graph_compile=True).execute(steps - 1)`` (the initial step + ``steps - 1``
@@ -121,7 +120,7 @@ def make_ours(dist, num_users: int, steps: int) -> tuple[Runner, Runner]:
         rewards.numpy()
 
     def call_api():
-        rollout(policy, env, steps, seed=SEED)
+        rollout(policy, env, steps)
 
     return (Runner("ours", call, run.experimental_get_tracing_count),
             Runner("rollout()", call_api))
@@ -234,9 +233,8 @@ def measure(args) -> list[dict]:
         print(f"  repeat {rep + 1}: " + "; ".join(
             f"N={u}: " + ", ".join(f"{r.name} {u * args.steps / r.samples[-1]:,.0f}/s" for r in rs if r.samples)
             for u, rs in by_size.items()), flush=True)
-    # runner.rollout() last: it calls tf.random.set_seed, which clears TF's eager kernel cache, so the next call
-    # of every other compiled function in the process re-instantiates it (~0.2 s) — interleaved, it would
-    # penalise the others (measured: ours at 1 000 users ~8x slower).
+    # runner.rollout() last: it traces a new tf.function per call. (It used to call tf.random.set_seed, which
+    # clears TF's kernel cache and, interleaved, made ours at 1 000 users look ~8x slower; it no longer does.)
     for rs in by_size.values():
         for r in rs:
             if r.name == "rollout()":

@@ -42,7 +42,7 @@ def cumulative_returns(
         chunk = tasks[start : start + chunk_size]
         env = dist.make_env(chunk, seed=env_seed)
         policy = make_policy(chunk, seed + start)
-        rewards, episode = rollout(policy, env, steps, seed=seed + start)
+        rewards, episode = rollout(policy, env, steps)
         cum = np.cumsum(episode_returns(rewards, episode, num_episodes), axis=1)
         out.append(cum[:, [b - 1 for b in budgets]])
         if on_chunk is not None:

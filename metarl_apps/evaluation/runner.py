@@ -48,7 +48,7 @@ def compile_rollout(policy: tf_policy.TFPolicy, env: tf_environment.TFEnvironmen
     return run
 
 
-def rollout(policy: tf_policy.TFPolicy, env: tf_environment.TFEnvironment, num_steps: int, seed: int | None = None):
+def rollout(policy: tf_policy.TFPolicy, env: tf_environment.TFEnvironment, num_steps: int):
     """Reset ``env`` and run ``policy`` for ``num_steps`` steps.
 
     Returns numpy arrays ``rewards [B, T]`` (reward of the action taken at step t) and ``episode [B, T]``
@@ -56,9 +56,8 @@ def rollout(policy: tf_policy.TFPolicy, env: tf_environment.TFEnvironment, num_s
 
     No ``tf.random.set_seed`` here: it clears TF's kernel cache, so every compiled function in the process
     would pay a rebuild on its next call. Policies draw from their own seeded streams; the scenario runner
-    sets the global seed once per run. ``seed`` is accepted for API stability and unused.
+    sets the global seed once per run.
     """
-    del seed
     rewards, episodes = compile_rollout(policy, env, num_steps)()
     return rewards.numpy(), episodes.numpy()
 
