@@ -26,6 +26,11 @@ class RL2Config:
       discount, gae_lambda: return discount across the whole trial and the GAE λ.
       clip_ratio: PPO clipping ε of the probability ratio.
       entropy_coef, value_coef: weights of the entropy bonus and of the value loss.
+      entropy_coef_final, entropy_anneal_iterations: when both are set, the entropy weight moves linearly
+        from ``entropy_coef`` to ``entropy_coef_final`` over the first ``entropy_anneal_iterations``
+        iterations and stays there (a high early bonus keeps the policy from collapsing before the memory
+        learns anything; a low late one lets it exploit). A function of the iteration index, so resuming
+        from a checkpoint continues the same schedule.
       epochs, minibatches: passes over each batch, and sequence minibatches (split over tasks) per pass.
       reward_scale: rewards are multiplied by this for learning only (not for reporting).
       normalize_advantages: standardise advantages per minibatch.
@@ -50,6 +55,8 @@ class RL2Config:
     gae_lambda: float = 0.3
     clip_ratio: float = 0.2
     entropy_coef: float = 0.01
+    entropy_coef_final: float | None = None
+    entropy_anneal_iterations: int = 0
     value_coef: float = 0.5
     epochs: int = 4
     minibatches: int = 4
@@ -85,5 +92,14 @@ class RL2Config:
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                 fail(f, "must be a non-negative number")
+        if self.entropy_coef_final is not None:
+            v = self.entropy_coef_final
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                fail("entropy_coef_final", "must be a non-negative number (or null for a constant entropy_coef)")
+        v = self.entropy_anneal_iterations
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            fail("entropy_anneal_iterations", "must be a non-negative integer (0 = no annealing)")
+        if (self.entropy_coef_final is None) != (v == 0):
+            fail("entropy_anneal_iterations", "set it and entropy_coef_final together (both or neither)")
         if self.minibatches > self.tasks_per_iteration:
             fail("minibatches", f"must be <= tasks_per_iteration ({self.tasks_per_iteration})")

@@ -45,7 +45,17 @@ class RL2(MetaLearner):
         self._optimizer = tf.keras.optimizers.Adam(c.learning_rate)
         self._optimizer.build(self.net.trainable_variables)
         self._return_scale = tf.Variable(1.0, trainable=False, name="return_scale")
+        # set before every iteration from the schedule (not checkpointed: a function of the iteration index)
+        self._entropy_coef = tf.Variable(float(self.config.entropy_coef), trainable=False, name="entropy_coef")
         self._dist = dist
+
+    def entropy_coef_at(self, iteration: int) -> float:
+        """The entropy weight used at (0-based) ``iteration`` (see ``RL2Config.entropy_anneal_iterations``)."""
+        c = self.config
+        if c.entropy_coef_final is None:
+            return float(c.entropy_coef)
+        frac = min(1.0, iteration / c.entropy_anneal_iterations)
+        return float(c.entropy_coef + frac * (c.entropy_coef_final - c.entropy_coef))
 
     def _checkpoint(self, **extra) -> tf.train.Checkpoint:
         return tf.train.Checkpoint(net=self.net, optimizer=self._optimizer, return_scale=self._return_scale,
@@ -98,6 +108,7 @@ class RL2(MetaLearner):
             return observations, bt(act_ta), bt(logp_ta), bt(val_ta), bt(rew_ta)
 
         return_scale = self._return_scale
+        entropy_coef = self._entropy_coef
 
         def update(observations, actions, old_logp, advantages, returns):
             mb = batch // c.minibatches
@@ -105,9 +116,10 @@ class RL2(MetaLearner):
                                                         "clip_fraction", "grad_norm")}
             n = tf.constant(0.0)
             for _ in tf.range(c.epochs):
-                perm = tf.argsort(generator.uniform([batch]))
+                # [minibatches, mb]: row m is minibatch m (a static shape, which XLA needs)
+                perm = tf.reshape(tf.argsort(generator.uniform([batch]))[:mb * c.minibatches], [c.minibatches, mb])
                 for m in tf.range(c.minibatches):
-                    idx = perm[m * mb:(m + 1) * mb]
+                    idx = perm[m]
                     take = lambda x, idx=idx: tf.gather(x, idx)  # noqa: E731
                     obs_mb = tf.nest.map_structure(take, observations)
                     adv = take(advantages)
@@ -118,7 +130,7 @@ class RL2(MetaLearner):
                         dist = action_distribution(logits, action_rank, net.slate_size)
                         loss, parts = ppo_loss(dist.log_prob(take(actions)), take(old_logp), adv, dist.entropy(),
                                                values, take(returns) / return_scale, clip_ratio=c.clip_ratio,
-                                               entropy_coef=c.entropy_coef, value_coef=c.value_coef)
+                                               entropy_coef=entropy_coef, value_coef=c.value_coef)
                     grads = tape.gradient(loss, net.trainable_variables)
                     grads, grad_norm = tf.clip_by_global_norm(grads, c.max_grad_norm)
                     optimizer.apply_gradients(zip(grads, net.trainable_variables, strict=True))
@@ -178,6 +190,7 @@ class RL2(MetaLearner):
         for it in range(start, iterations):
             order = np.random.default_rng([seed, it]).choice(len(pool), size=batch, replace=False)
             env.set_tasks([pool[i] for i in order])
+            self._entropy_coef.assign(self.entropy_coef_at(it))
             metrics = {k: float(v) for k, v in iteration().items()}
             if not all(np.isfinite(v) for v in metrics.values()):
                 raise TrainingError(f"RL2: non-finite training metrics at iteration {it} ({metrics}); lower "

@@ -97,11 +97,13 @@ def test_policy_saver_export_reloads_in_a_fresh_process(tmp_path):
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
     dist = BernoulliBandits(arms=3, pulls=5)
     pool = dist.sample(64, "train")
-    straight = RL2(**TINY)
+    # the entropy schedule is a function of the iteration index, so a resumed run continues it
+    anneal = dict(entropy_coef=0.2, entropy_coef_final=0.0, entropy_anneal_iterations=3)
+    straight = RL2(**TINY, **anneal)
     straight.meta_train(dist, pool, iterations=4, seed=3, checkpoint_dir=str(tmp_path / "a"))
-    first = RL2(**TINY, checkpoint_every=2)
+    first = RL2(**TINY, **anneal, checkpoint_every=2)
     first.meta_train(dist, pool, iterations=2, seed=3, checkpoint_dir=str(tmp_path / "b"))
-    resumed = RL2(**TINY, checkpoint_every=2)
+    resumed = RL2(**TINY, **anneal, checkpoint_every=2)
     resumed.meta_train(dist, pool, iterations=4, seed=3, checkpoint_dir=str(tmp_path / "b"), resume=True)
     for a, b in zip(straight.net.trainable_variables, resumed.net.trainable_variables, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
@@ -109,7 +111,7 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
     with pytest.raises(CheckpointError, match="already holds a checkpoint; pass --resume"):
         RL2(**TINY).meta_train(dist, pool, iterations=4, seed=3, checkpoint_dir=str(tmp_path / "b"))
     # restore for evaluation, and a clear error for a missing or mismatched checkpoint
-    restored = RL2(**TINY)
+    restored = RL2(**TINY, **anneal)
     restored.restore(str(tmp_path / "a"), dist)
     for a, b in zip(straight.net.trainable_variables, restored.net.trainable_variables, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy())

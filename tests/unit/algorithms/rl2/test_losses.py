@@ -55,10 +55,22 @@ def test_ppo_loss_by_hand():
     ("discount", 1.5, "discount=1.5: must be in"),
     ("clip_ratio", -0.1, "clip_ratio=-0.1"),
     ("embed_sizes", [64, 0], "embed_sizes"),
+    ("entropy_coef_final", -0.1, "entropy_coef_final=-0.1: must be a non-negative number"),
+    ("entropy_anneal_iterations", 100, "entropy_anneal_iterations=100: set it and entropy_coef_final together"),
 ])
 def test_bad_config_is_a_clear_error(field, value, match):
     with pytest.raises(MetaRLInputError, match=match):
         RL2Config(**{field: value})
+
+
+def test_entropy_schedule_is_linear_then_flat():
+    from metarl_apps.algorithms.rl2 import RL2
+
+    learner = RL2(entropy_coef=0.1, entropy_coef_final=0.0, entropy_anneal_iterations=10)
+    assert [learner.entropy_coef_at(i) for i in (0, 5, 10, 50)] == pytest.approx([0.1, 0.05, 0.0, 0.0])
+    assert RL2(entropy_coef=0.03).entropy_coef_at(10_000) == pytest.approx(0.03)
+    with pytest.raises(MetaRLInputError, match="set it and entropy_coef_final together"):
+        RL2Config(entropy_coef_final=0.0)
 
 
 def test_slate_log_prob_by_hand_and_sampling_gives_distinct_items():
