@@ -34,6 +34,7 @@ def _scenario_roots(extra: Sequence[str]) -> list[Path]:
 
 def cmd_list(args) -> int:
     from metarl_apps.core.registry import ALGORITHMS, BASELINES, TASK_FAMILIES
+    from metarl_apps.modelstore import list_models
     from metarl_apps.scenario import find_scenarios
 
     print("task families: " + ", ".join(TASK_FAMILIES.names()))
@@ -44,8 +45,14 @@ def cmd_list(args) -> int:
         print(f"scenarios in {root}/: " + (", ".join(str(f.relative_to(root)) for f in files) or "(none)"))
     models = Path(args.models)
     if models.is_dir():
-        names = sorted(p.name for p in models.iterdir() if p.is_dir())
-        print(f"models in {models}/: " + (", ".join(names) or "(none)"))
+        entries = list_models(models)
+        print(f"models in {models}/:" + ("" if entries else " (none)"))
+        for m in entries:
+            if m["error"]:
+                print(f"  {m['name']:<28} UNUSABLE: {m['error']}")
+            else:
+                print(f"  {m['name']:<28} {m['family']:<26} {m['algorithm']:<6} "
+                      f"{m['metric'] or 'not evaluated'}")
     return EXIT_OK
 
 
@@ -65,14 +72,51 @@ def cmd_validate(args) -> int:
     return EXIT_BAD_INPUT if bad else EXIT_OK
 
 
-def _run(args, *, resume: bool) -> int:
-    from metarl_apps.scenario import load_scenario
-    from metarl_apps.scenario.runner import run_scenario
+def _save_model(args, scenario, spec, learner, train_result, evaluation=None, resumed_from: int = 0) -> None:
+    """Save a trained learner into the model registry (``--models``, default ./models)."""
+    from metarl_apps import modelstore
+    from metarl_apps.scenario.runner import checkpoint_dir
 
-    scenario = load_scenario(args.scenario)
+    learners = [a for a in scenario.agents if a.kind == "algorithm" and (not args.agent or a.name in args.agent)]
+    name = args.model_name if args.model_name and len(learners) == 1 else None
+    if args.model_name and len(learners) > 1:
+        name = f"{args.model_name}-{spec.name}"
+    name = name or modelstore.default_model_name(scenario.name, spec.name)
+    dist = scenario.make_distribution()
+    training = {"iterations": int(dict(spec.train).get("iterations", 1)), "seed": 0,
+                "train_tasks": scenario.tasks.train, "task_seed": scenario.tasks.seed if args.seed is None
+                else args.seed, "seeds_trained": scenario.seeds}
+    if resumed_from:
+        training["resumed_from_iteration"] = resumed_from  # wall_time_s is then the resumed session's only
+    if train_result is not None:
+        training["wall_time_s"] = round(float(train_result.wall_time_s), 3)
+        training["final_metrics"] = {k: round(float(v), 6) for k, v in (train_result.metrics or {}).items()}
+    path = modelstore.save_model(learner, dist, args.models, name,
+                                 checkpoint_dir=str(checkpoint_dir(args.output, spec.name, 0)), agent=spec.name,
+                                 algorithm=spec.target, scenario=scenario, training=training, evaluation=evaluation)
+    print(f"saved model {path} (card: {path / 'card.md'})")
+
+
+def _run(args, *, resume: bool, models=None) -> int:
+    from metarl_apps.scenario import load_scenario
+    from metarl_apps.scenario.runner import run_scenario, scenario_from_card
+
+    if args.scenario is None:  # evaluate --model without a scenario file: the card says the family and tasks
+        from metarl_apps.modelstore import load_card
+
+        scenario = scenario_from_card(load_card(models[0]), models[0], args.tasks)
+    else:
+        scenario = load_scenario(args.scenario)
     result = run_scenario(scenario, args.output, seed=args.seed, resume=resume or args.resume,
-                          progress=not args.no_progress, agents=args.agent or None)
+                          progress=not args.no_progress, agents=args.agent or None, models=models)
     print(f"wrote {result.out_dir / 'results.json'} and {result.out_dir / 'report.md'}")
+    if getattr(args, "save_model", False):
+        for name, (learner, trained) in result.learners.items():
+            spec = scenario.agent(name)
+            rows = [r for r in result.results["rows"] if r["agent"] == name]
+            evaluation = {"metric": result.results["metric"], "n_tasks": rows[0]["n_tasks"] if rows else 0,
+                          "task_seed": result.results["tasks"]["seed"], "rows": rows}
+            _save_model(args, scenario, spec, learner, trained, evaluation)
     return EXIT_OK if result.passed else EXIT_EXPECTATION_FAILED
 
 
@@ -81,8 +125,12 @@ def cmd_run(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    # Evaluation restores learners from the checkpoints a previous `train`/`run` wrote into --output.
-    return _run(args, resume=True)
+    from metarl_apps.core.errors import MetaRLInputError
+
+    if args.scenario is None and not args.model:
+        raise MetaRLInputError("evaluate: give a SCENARIO file, or --model models/NAME (or both)")
+    # Learners are restored from --model, or from the checkpoints a previous `train`/`run` wrote into --output.
+    return _run(args, resume=True, models=args.model or None)
 
 
 def cmd_train(args) -> int:
@@ -95,18 +143,43 @@ def cmd_train(args) -> int:
     if not learners:
         raise MetaRLInputError(f"{args.scenario}: agents: no learner (an `algorithm:` agent) to train; "
                                f"baselines need no training, use `metarl run`")
+
+    from metarl_apps.scenario.runner import checkpoint_dir, latest_iteration
+
+    resumed = {a.name: latest_iteration(checkpoint_dir(args.output, a.name, 0)) if args.resume else 0
+               for a in learners}
+
+    def save(spec, seed, learner, result):
+        if seed == 0 and not args.no_save_model:
+            _save_model(args, scenario, spec, learner, result, resumed_from=resumed[spec.name])
+
     train_learners(scenario, args.output, seed=args.seed, resume=args.resume, progress=not args.no_progress,
-                   agents=args.agent or None)
+                   agents=args.agent or None, on_trained=save)
     return EXIT_OK
 
 
 def cmd_adapt(args) -> int:
+    from metarl_apps.core.errors import MetaRLInputError
     from metarl_apps.scenario import load_scenario
     from metarl_apps.scenario.runner import adapt_learner
 
-    scenario = load_scenario(args.scenario)
+    if args.model is None and (args.scenario is None or args.output is None or args.agent is None):
+        raise MetaRLInputError("adapt: give --model models/NAME, or SCENARIO -o DIR --agent NAME (a trained "
+                               "learner's checkpoints)")
+    scenario = load_scenario(args.scenario) if args.scenario else None
     adapt_learner(scenario, args.output, agent=args.agent, budget=args.budget, num_tasks=args.tasks,
-                  seed=args.seed)
+                  seed=args.seed, model=args.model)
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from metarl_apps.evaluation.report import merge_runs
+
+    merged = merge_runs(args.dirs, args.output, labels=args.label or None)
+    print(merged.markdown, end="")
+    for warning in merged.warnings:
+        print(f"metarl: warning: {warning}", file=sys.stderr)
+    print(f"wrote {merged.report_path} and {merged.plot_path}")
     return EXIT_OK
 
 
@@ -125,8 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("files", nargs="+", metavar="FILE")
     s.set_defaults(func=cmd_validate)
 
-    def common(s, output_required=True):
-        s.add_argument("scenario", nargs="?" if not output_required else None, metavar="SCENARIO",
+    def common(s, output_required=True, scenario_required=True):
+        s.add_argument("scenario", nargs=None if scenario_required else "?", metavar="SCENARIO",
                        help="scenario YAML file")
         s.add_argument("-o", "--output", required=output_required, metavar="DIR",
                        help="output directory (results.json, report.md, checkpoints/, tensorboard/)")
@@ -135,30 +208,54 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--resume", action="store_true", help="continue training from checkpoints in DIR")
         s.add_argument("--no-progress", action="store_true", help="no progress bars")
 
+    def registry(s):
+        s.add_argument("--models", default="models", metavar="DIR", help="model registry directory (default "
+                       "./models)")
+        s.add_argument("--model-name", metavar="NAME", help="save as models/NAME (default SCENARIO_NAME-AGENT)")
+
     s = sub.add_parser("run", help="train what needs training, evaluate on held-out tasks, check expectations")
-    common(s, output_required=False)
+    common(s, output_required=False, scenario_required=False)
+    s.add_argument("--save-model", action="store_true", help="also save each trained learner (with its held-out "
+                   "metrics) into the model registry")
+    registry(s)
     s.set_defaults(func=cmd_run)
-    s = sub.add_parser("train", help="meta-train the scenario's learners (checkpoints in DIR/checkpoints)")
+    s = sub.add_parser("train", help="meta-train the scenario's learners (checkpoints in DIR/checkpoints) and "
+                       "save them as models/<name>")
     common(s)
+    registry(s)
+    s.add_argument("--no-save-model", action="store_true", help="do not save the trained learners as models")
     s.set_defaults(func=cmd_train)
-    s = sub.add_parser("evaluate", help="evaluate agents on held-out tasks, learners restored from DIR")
-    common(s)
+    s = sub.add_parser("evaluate", help="evaluate agents on held-out tasks, learners restored from DIR or --model")
+    common(s, scenario_required=False)
+    s.add_argument("--model", action="append", metavar="MODEL_DIR", help="a saved model (models/NAME) standing in "
+                   "for the scenario's learner of the same agent name; without SCENARIO, evaluated alone on "
+                   "held-out tasks of its family (repeatable)")
+    s.add_argument("--tasks", type=int, default=None, help="held-out tasks when evaluating --model without a "
+                   "scenario (default: the card's)")
     s.set_defaults(func=cmd_evaluate)
     s = sub.add_parser("adapt", help="adapt a trained learner to held-out tasks and print its adaptation curve")
-    s.add_argument("scenario", metavar="SCENARIO")
-    s.add_argument("-o", "--output", required=True, metavar="DIR", help="directory holding the checkpoints")
-    s.add_argument("--agent", required=True, metavar="NAME")
+    s.add_argument("scenario", nargs="?", metavar="SCENARIO")
+    s.add_argument("-o", "--output", metavar="DIR", help="directory holding the checkpoints")
+    s.add_argument("--agent", metavar="NAME")
+    s.add_argument("--model", metavar="MODEL_DIR", help="a saved model (models/NAME) instead of SCENARIO -o DIR")
     s.add_argument("--budget", type=int, required=True, help="adaptation budget K")
     s.add_argument("--tasks", type=int, default=100, help="number of held-out tasks (default 100)")
     s.add_argument("--seed", type=int, default=None)
     s.set_defaults(func=cmd_adapt)
+    s = sub.add_parser("report", help="merge several run directories (results.json) into one table and plot")
+    s.add_argument("dirs", nargs="+", metavar="DIR", help="run directories, each with a results.json")
+    s.add_argument("-o", "--output", default="out/report", metavar="OUT", help="writes OUT/report.md and "
+                   "OUT/adaptation.png (default out/report)")
+    s.add_argument("--label", action="append", metavar="LABEL", help="a label per DIR, in order (default: the "
+                   "directory names)")
+    s.set_defaults(func=cmd_report)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "scenario", "x") is None:
+    if args.command == "run" and args.scenario is None:
         args.scenario = DEFAULT_SCENARIO
     if args.command == "run" and args.output is None:
         args.output = "out/" + Path(args.scenario).stem

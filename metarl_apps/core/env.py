@@ -104,6 +104,7 @@ class TrialEnvironment(tf_environment.TFEnvironment, abc.ABC):
             lambda s: tf.Variable(tf.zeros([batch_size] + s.shape.as_list(), s.dtype), trainable=False),
             spec,
         )
+        self._numpy_clock = tf.Variable(0, dtype=tf.int64, trainable=False, name="numpy_clock")
 
     # ----------------------------------------------------------------- hooks
     @abc.abstractmethod
@@ -154,6 +155,23 @@ class TrialEnvironment(tf_environment.TFEnvironment, abc.ABC):
 
     def normal(self, counter: tf.Tensor, num: int) -> tf.Tensor:
         return rng.row_normal(self._keys, counter, num)
+
+    def numpy_call(self, fn, inputs: list, dtypes: list, name: str) -> list:
+        """Call a Python simulator ``fn(*inputs)`` through ``tf.numpy_function``, after every earlier call.
+
+        Subclasses stepping Python state (games, anything not written in TF) must use this, not a bare
+        ``tf.numpy_function``: inside a ``tf.function`` numpy functions are not ordered among themselves
+        (automatic control dependencies order only ops that share a resource) and a begin-episode call has no
+        data input, so TF's executor may run the next episode's reset *before* the last transition of the
+        episode (seen on gridlevels: the last step was then applied to the new episode, nondeterministically).
+        A clock variable read before and written after each call makes the calls sequential.
+        """
+        def call(clock, *args):
+            return [np.int64(clock + 1), *fn(*args)]
+
+        out = tf.numpy_function(call, [self._numpy_clock.read_value(), *inputs], [tf.int64, *dtypes], name=name)
+        with tf.control_dependencies([self._numpy_clock.assign(tf.reshape(out[0], []))]):
+            return [tf.identity(x) for x in out[1:]]
 
     def _counter(self, slot: int) -> tf.Tensor:
         # Two slots per step: 0 = begin-episode draws, 1 = transition draws.

@@ -114,13 +114,19 @@ TASK_FAMILIES = Registry(
     {
         "bandits.bernoulli": "metarl_apps.adapters.bandits:BernoulliBandits",
         "games.gridlevels": "metarl_apps.adapters.games.tasks:GridLevelTasks",
+        "games.rps": "metarl_apps.adapters.games.rps:RPSTasks",
+        "games.connect_four": "metarl_apps.adapters.games.connect_four:ConnectFourTasks",
+        "games.cooperative_pong": "metarl_apps.adapters.games.cooperative_pong:CooperativePongTasks",
         "mdp.tabular": "metarl_apps.adapters.mdp:TabularMDPs",
+        "nav.point2d": "metarl_apps.adapters.navigation:PointNavigation",
         "recsys.interest_evolution": "metarl_apps.adapters.recsys:InterestEvolutionUsers",
         "recsys.latent_factor": "metarl_apps.adapters.recsys:LatentFactorUsers",
     },
 )
 
-ALGORITHMS = Registry("algorithms", {"rl2": "metarl_apps.algorithms.rl2:RL2"})
+ALGORITHMS = Registry("algorithms", {"rl2": "metarl_apps.algorithms.rl2:RL2",
+                                     "maml": "metarl_apps.algorithms.maml.learner:MAML",
+                                    "mql": "metarl_apps.algorithms.mql:MQL"})
 
 BASELINES = Registry(
     "baselines",
@@ -139,6 +145,9 @@ BASELINES = Registry(
         "linucb": "metarl_apps.baselines.linear:LinUCBBaseline",
         "lin_ts": "metarl_apps.baselines.linear:LinTSBaseline",
         "global_mlp": "metarl_apps.baselines.recsys:GlobalRewardModelBaseline",
+        "random_legal": "metarl_apps.baselines.games:LegalRandomBaseline",
+        "rps_bayes": "metarl_apps.baselines.games:RPSBayesBaseline",
+        "non_adaptive": "metarl_apps.baselines.games:NonAdaptiveBaseline",
     },
 )
 

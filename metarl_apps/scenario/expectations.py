@@ -332,6 +332,53 @@ class Expectation:
         return ExpectationResult(self.text, bool(passed), lhs, rhs)
 
 
+def is_linear(node: Node | Comparison) -> bool:
+    """True if ``node`` is linear in its ``agent@budget`` references (no ref times ref, nothing divided by a ref).
+
+    For a linear check the mean over tasks of the per-task difference ``lhs - rhs`` equals the difference of
+    the means, so the paired confidence interval of that difference is about exactly the point estimate.
+    """
+    def has_ref(n: Node) -> bool:
+        return any(isinstance(m, Ref) for m in walk(n))
+
+    for n in walk(node):
+        if isinstance(n, BinOp) and n.op == "*" and has_ref(n.left) and has_ref(n.right):
+            return False
+        if isinstance(n, BinOp) and n.op == "/" and has_ref(n.right):
+            return False
+    return True
+
+
+def paired_difference(expectation: "Expectation", per_task: Mapping[tuple[str, int], np.ndarray]) -> dict | None:
+    """The paired 95% CI of ``lhs - rhs`` over held-out tasks, or None when it is not defined.
+
+    ``per_task[(agent, budget)]`` is that agent's metric on each held-out task, ``[N]``, the tasks in the same
+    order for every agent (the evaluator runs every agent on the same tasks with the same per-task randomness).
+    Returns ``{"diff", "ci95", "low", "high", "n_tasks", "confident"}``: ``diff`` is the mean of the per-task
+    ``lhs - rhs`` (equal to ``lhs - rhs`` of the means), ``confident`` says the whole interval satisfies the
+    comparison (``low > 0`` for ``>``/``>=``, ``high < 0`` for ``<``/``<=``). None when the check is not linear
+    in its references (e.g. ``a@10 / b@10 >= 1.1``) or a reference has no per-task values.
+    """
+    from metarl_apps.evaluation.stats import mean_ci95
+
+    comp = expectation.comparison
+    if not is_linear(comp) or not expectation.refs or not all(r in per_task for r in expectation.refs):
+        return None
+    sizes = {np.asarray(per_task[r]).shape for r in expectation.refs}
+    if len(sizes) != 1:
+        return None
+    diff = np.asarray(evaluate_node(comp.left, per_task), dtype=np.float64) - np.asarray(
+        evaluate_node(comp.right, per_task), dtype=np.float64)
+    diff = np.broadcast_to(diff, sizes.pop())
+    if diff.size == 0 or not np.all(np.isfinite(diff)):
+        return None
+    mean, ci = mean_ci95(diff)
+    low, high = mean - ci, mean + ci
+    confident = low > 0 if comp.op in (">", ">=") else high < 0
+    return {"diff": mean, "ci95": ci, "low": low, "high": high, "n_tasks": int(diff.size),
+            "confident": bool(confident)}
+
+
 def parse_expectation(text: str) -> Expectation:
     """Parse ``text`` (see the module docstring for the grammar).
 

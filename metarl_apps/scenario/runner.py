@@ -20,10 +20,10 @@ from typing import Callable
 
 import numpy as np
 
-from metarl_apps.core.errors import MetaRLInputError
+from metarl_apps.core.errors import CheckpointError, MetaRLInputError
 from metarl_apps.core.io import atomic_write_json, atomic_write_text
 from metarl_apps.core.registry import ALGORITHMS, BASELINES
-from metarl_apps.evaluation.evaluator import Curve, cumulative_returns, regret_curve
+from metarl_apps.evaluation.evaluator import Curve, cumulative_returns, regret_curve, trial_returns
 
 VERSIONED_PACKAGES = ("metarl_apps", "tensorflow", "tf-agents", "tensorflow-probability", "recsim-ng",
                       "pettingzoo", "numpy")
@@ -44,6 +44,8 @@ class RunResult:
     results: dict
     curves: dict[str, Curve]
     out_dir: Path
+    #: ``{agent: (learner of training seed 0, TrainResult or None if restored from a model)}``
+    learners: dict = dataclasses.field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -85,9 +87,28 @@ def _select(scenario, agents: list[str] | None, kind: str | None = None):
     return [a for a in scenario.agents if (agents is None or a.name in agents) and (kind is None or a.kind == kind)]
 
 
+def checkpoint_dir(out_dir: str | os.PathLike, agent: str, seed: int = 0) -> Path:
+    """Where meta-training of ``agent`` with training seed ``seed`` checkpoints under ``out_dir``."""
+    return _checkpoint_dir(Path(out_dir), agent, seed)
+
+
+def latest_iteration(directory: str | os.PathLike) -> int:
+    """The iteration number of the latest ``ckpt-N`` checkpoint in ``directory`` (0 if none)."""
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(str(directory)) if Path(directory).is_dir() else None
+    try:
+        return int(latest.rsplit("-", 1)[1]) if latest else 0
+    except (IndexError, ValueError):
+        return 0
+
+
 def train_learners(scenario, out_dir, *, seed=None, resume=False, progress=True, agents=None,
-                   log: Callable[[str], None] = print) -> dict:
-    """Meta-train the scenario's learners (every training seed); checkpoints under ``out_dir/checkpoints``."""
+                   log: Callable[[str], None] = print, on_trained: Callable | None = None) -> dict:
+    """Meta-train the scenario's learners (every training seed); checkpoints under ``out_dir/checkpoints``.
+
+    ``on_trained(spec, seed, learner, train_result)`` is called after each (e.g. to save it as a model).
+    """
     out = Path(out_dir)
     dist = scenario.make_distribution()
     task_seed = scenario.tasks.seed if seed is None else seed
@@ -95,32 +116,102 @@ def train_learners(scenario, out_dir, *, seed=None, resume=False, progress=True,
     reports = {}
     for spec in _select(scenario, agents, kind="algorithm"):
         for s in range(scenario.seeds):
-            result = _train_one(make_agent(spec), spec, scenario, dist, train_tasks, out, s, resume, progress)
+            if resume and (done := latest_iteration(_checkpoint_dir(out, spec.name, s))):
+                log(f"resuming {spec.name} seed {s} from iteration {done}")
+            learner = make_agent(spec)
+            result = _train_one(learner, spec, scenario, dist, train_tasks, out, s, resume, progress)
             reports[(spec.name, s)] = result
             log(f"trained {spec.name} seed {s}: {result.iterations} iterations in {result.wall_time_s:.1f}s "
                 f"-> {_checkpoint_dir(out, spec.name, s)}")
+            if on_trained is not None:
+                on_trained(spec, s, learner, result)
     return reports
 
 
-def adapt_learner(scenario, out_dir, *, agent: str, budget: int, num_tasks: int = 100, seed=None,
-                  log: Callable[[str], None] = print) -> Curve:
-    """Restore a trained learner from ``out_dir`` and adapt it to ``num_tasks`` held-out tasks."""
+def adapt_learner(scenario, out_dir, *, agent: str | None, budget: int, num_tasks: int = 100, seed=None,
+                  model: str | os.PathLike | None = None, log: Callable[[str], None] = print) -> Curve:
+    """Adapt a trained learner to ``num_tasks`` held-out tasks and log its adaptation curve.
+
+    The learner is restored from ``out_dir``'s checkpoints (``scenario`` and ``agent`` given), or from a saved
+    model (``model``: a ``models/<name>`` directory; ``scenario`` may then be None: the card says the family).
+    """
+    from metarl_apps import modelstore
     from metarl_apps.core.agent import check_budget
 
-    out = Path(out_dir)
-    (spec,) = _select(scenario, [agent])
-    if spec.kind != "algorithm":
-        raise MetaRLInputError(f"--agent {agent}: is a baseline; adapt applies to learners (algorithm agents)")
-    dist = scenario.make_distribution()
+    if model is not None:
+        card = modelstore.load_card(model)
+        if scenario is None:
+            scenario = scenario_from_card(card, model, num_tasks)
+        dist = scenario.make_distribution()
+        modelstore.check_family(card, dist, f"scenario {scenario.name!r}")
+        name = agent or card["agent"]
+    else:
+        (spec,) = _select(scenario, [agent])
+        if spec.kind != "algorithm":
+            raise MetaRLInputError(f"--agent {agent}: is a baseline; adapt applies to learners (algorithm agents)")
+        dist = scenario.make_distribution()
+        name = spec.name
     check_budget(budget, dist.episodes_per_trial, what="--budget")
     check_budget(num_tasks, what="--tasks")
-    learner = make_agent(spec)
-    learner.restore(str(_checkpoint_dir(out, spec.name, 0)), dist)
+    if model is not None:
+        learner, dist, _ = modelstore.restore_learner(model, dist)
+    else:
+        learner = make_agent(spec)
+        learner.restore(str(_checkpoint_dir(Path(out_dir), spec.name, 0)), dist)
     tasks = dist.sample(num_tasks, split="test", seed=scenario.tasks.seed if seed is None else seed)
-    curve = learner.evaluate(dist, tasks, list(range(1, budget + 1)), env_seed=scenario.env_seed, name=spec.name)
+    curve = learner.evaluate(dist, tasks, list(range(1, budget + 1)), env_seed=scenario.env_seed, name=name)
+    spec_name = name
     for row in curve.rows():
-        log(f"{spec.name} after {row['budget']} {dist.budget_unit}: {row['mean']:.3f} ± {row['ci95']:.3f}")
+        log(f"{spec_name} after {row['budget']} {dist.budget_unit}: {row['mean']:.3f} ± {row['ci95']:.3f}")
     return curve
+
+
+def scenario_from_card(card: dict, model_dir: str | os.PathLike, num_tasks: int | None = None):
+    """A one-agent scenario evaluating a saved model on held-out tasks of its family (no scenario file needed).
+
+    Tasks, budgets and env seed are the card's scenario's (``num_tasks`` overrides the number of tasks).
+    """
+    from metarl_apps.scenario.schema import AgentSpec, FamilySpec, Scenario, TaskSplitSpec
+
+    sc = card.get("scenario") or {}
+    tasks = sc.get("tasks") or {}
+    episodes = int(card.get("episodes_per_trial") or 1)
+    budgets = tuple(sc.get("budgets") or sorted({1, episodes}))
+    return Scenario(
+        name=f"model {card['name']}", description=f"saved model {model_dir}", tier="smoke",
+        path=Path(model_dir) / "card.json", family=FamilySpec(card["family"]["name"], dict(card["family"]["params"])),
+        tasks=TaskSplitSpec(train=0, test=int(num_tasks or tasks.get("test") or 1000), seed=int(tasks.get("seed", 0))),
+        metric="cumulative_reward", budgets=budgets, seeds=1, env_seed=int(sc.get("env_seed", 0)),
+        agents=(AgentSpec(card["agent"], "algorithm", card["algorithm"], dict(card["config"])),), expectations=())
+
+
+def _model_stand_ins(scenario, models) -> dict[str, str]:
+    """``{agent: model_dir}``: which learner agent of ``scenario`` each saved model replaces."""
+    from metarl_apps import modelstore
+
+    learners = [a.name for a in scenario.agents if a.kind == "algorithm"]
+    if isinstance(models, dict):
+        bad = sorted(set(models) - set(learners))
+        if bad:
+            raise MetaRLInputError(f"models: {bad} are not learners of scenario {scenario.name!r} "
+                                   f"(learners: {learners})")
+        return {k: str(v) for k, v in models.items()}
+    out = {}
+    for model in models or ():
+        card = modelstore.load_card(model)
+        if card["agent"] in learners:
+            agent = card["agent"]
+        elif len(learners) == 1:
+            agent = learners[0]
+        else:
+            raise MetaRLInputError(f"--model {model}: its agent {card['agent']!r} is not a learner of scenario "
+                                   f"{scenario.name!r} (learners: {learners}); name the agent like the model's")
+        target = scenario.agent(agent).target
+        if target != card["algorithm"]:
+            raise CheckpointError(f"--model {model}: is a {card['algorithm']} model, but agent {agent!r} of scenario "
+                                  f"{scenario.name!r} is {target}; use a {target} model or another scenario")
+        out[agent] = str(model)
+    return out
 
 
 def run_scenario(
@@ -131,9 +222,19 @@ def run_scenario(
     resume: bool = False,
     progress: bool = True,
     agents: list[str] | None = None,
+    models: list[str | os.PathLike] | dict[str, str | os.PathLike] | None = None,
     log: Callable[[str], None] = print,
 ) -> RunResult:
-    """Run ``scenario`` (a loaded ``Scenario``) and write its artefacts to ``out_dir``."""
+    """Run ``scenario`` (a loaded ``Scenario``) and write its artefacts to ``out_dir``.
+
+    ``models``: saved model directories (``models/<name>``) that stand in for the scenario's learner of the same
+    agent name (or its only learner), or ``{agent: model_dir}``: restored from the model, not trained. A learner
+    is rebuilt with its own spec's algorithm and the model's config and weights (so a variant algorithm can be
+    evaluated on the same saved weights).
+    """
+    from metarl_apps import modelstore
+
+    stand_ins = _model_stand_ins(scenario, models)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     task_seed = scenario.tasks.seed if seed is None else seed
@@ -150,27 +251,39 @@ def run_scenario(
         f"budgets {budgets} ({dist.budget_unit})")
 
     curves: dict[str, Curve] = {}
+    episode_curves: dict[str, Curve] = {}  # the return of inner episode K alone (not cumulative)
     wall: dict[str, float] = {}
+    learners: dict = {}
     for spec in specs:
         start = time.time()
-        agent = make_agent(spec)
-        seeds = 1 if spec.kind == "baseline" else scenario.seeds
-        per_seed = []
+        restored = spec.name in stand_ins
+        agent = (modelstore.restore_learner(stand_ins[spec.name], dist, algorithm=spec.target)[0] if restored
+                 else make_agent(spec))
+        seeds = 1 if spec.kind == "baseline" or restored else scenario.seeds
+        per_seed, per_seed_episodes = [], []
         for s in range(seeds):
             if spec.kind == "baseline":
                 if getattr(agent, "needs_fit", False):
                     agent.fit(dist, train_tasks, seed=s)
+            elif restored:
+                learners[spec.name] = (agent, None)
+                log(f"  {spec.name}: restored from model {stand_ins[spec.name]}")
             else:
                 if s > 0:
                     agent = make_agent(spec)
-                _train_one(agent, spec, scenario, dist, train_tasks, out, s, resume, progress)
+                trained = _train_one(agent, spec, scenario, dist, train_tasks, out, s, resume, progress)
+                if s == 0:
+                    learners[spec.name] = (agent, trained)
             bar = _tqdm(len(test_tasks), f"{spec.name} seed {s}", progress)
-            values = cumulative_returns(
+            episodes = trial_returns(
                 lambda chunk, cseed, agent=agent: agent.policy_for(dist, chunk, seed=cseed, budget=max(budgets)),
-                dist, test_tasks, budgets, env_seed=scenario.env_seed, seed=1_000_003 * s, on_chunk=bar.update)
+                dist, test_tasks, max(budgets), env_seed=scenario.env_seed, seed=1_000_003 * s,
+                on_chunk=bar.update)
             bar.close()
-            per_seed.append(values)
+            per_seed.append(np.cumsum(episodes, axis=1)[:, [b - 1 for b in budgets]])
+            per_seed_episodes.append(episodes[:, [b - 1 for b in budgets]])
         curves[spec.name] = Curve(spec.name, tuple(budgets), np.stack(per_seed))
+        episode_curves[spec.name] = Curve(spec.name, tuple(budgets), np.stack(per_seed_episodes))
         wall[spec.name] = round(time.time() - start, 3)
         top = curves[spec.name].rows()[-1]
         log(f"  {spec.name:<18} @{top['budget']}: {top['mean']:.3f} ± {top['ci95']:.3f}   ({wall[spec.name]:.1f}s)")
@@ -199,12 +312,7 @@ def run_scenario(
                        for row in regret_curve(c, oracle_curve).rows()]
     rows = [row for c in reported.values() for row in c.rows()]
     means = {(r["agent"], r["budget"]): r["mean"] for r in rows}
-    checks = []
-    for exp in scenario.expectations:
-        if not all(ref in means for ref in exp.refs):  # an agent left out with --agent
-            continue
-        res = exp.evaluate(means)
-        checks.append({"check": res.check, "passed": bool(res.passed), "lhs": float(res.lhs), "rhs": float(res.rhs)})
+    checks = check_expectations(scenario.expectations, means, per_task_values(reported))
     results = {
         "scenario": scenario.name,
         "metric": scenario.metric,
@@ -218,8 +326,17 @@ def run_scenario(
                   "env_seed": scenario.env_seed},
         "wall_time_s": {**wall, "total": round(time.time() - t0, 3)},
         "scenario_file": str(scenario.path),
+        "models": stand_ins,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+    if dist.budget_unit == "episodes":  # per-episode return (and success rate) at each budget K: episode K alone
+        results["episode_rows"] = [row for c in episode_curves.values() for row in c.rows()]
+        threshold = getattr(dist, "success_threshold", None)
+        if threshold is not None:
+            results["success_threshold"] = float(threshold)
+            results["success_rows"] = [
+                row for c in episode_curves.values()
+                for row in Curve(c.agent, c.budgets, (c.values > threshold).astype(np.float64)).rows()]
     references = getattr(dist, "reference_values", None)
     if callable(references):
         results["references"] = references()
@@ -231,37 +348,110 @@ def run_scenario(
     plot_adaptation_curves(results, out / "adaptation.png")
     if regret_rows:
         plot_adaptation_curves(results, out / "regret.png", rows_key="regret_rows", ylabel="regret to the oracle")
+    _write_filmstrips(dist, scenario, test_tasks, learners, out, log)
     for c in checks:
-        log(f"  [{'PASS' if c['passed'] else 'FAIL'}] {c['check']}   ({c['lhs']:.4g} vs {c['rhs']:.4g})")
-    return RunResult(results, reported, out)
+        log("  " + describe_check(c))
+    return RunResult(results, reported, out, learners)
+
+
+def _write_filmstrips(dist, scenario, test_tasks, learners: dict, out: Path, log) -> None:
+    """For families that can draw a level: each learner on the first held-out level, one panel per episode."""
+    from metarl_apps.evaluation import filmstrip
+
+    if not filmstrip.supports_filmstrip(dist) or not test_tasks:
+        return
+    task, episodes = test_tasks[0], max(scenario.budgets)
+    for name, (agent, _) in learners.items():
+        policy = agent.policy_for(dist, [task], seed=0, budget=episodes)
+        paths, returns = filmstrip.episode_paths(policy, dist, task, episodes, env_seed=scenario.env_seed)
+        path = filmstrip.write_filmstrip(out / f"filmstrip_{name}.png", dist.render_level(task), paths, returns,
+                                         dist.cell_px, f"{name} on held-out level {task.task_id}")
+        log(f"  wrote {path}")
+
+
+def per_task_values(curves: dict[str, Curve]) -> dict[tuple[str, int], np.ndarray]:
+    """``{(agent, budget): [N] per-task values}`` (seed-averaged), the tasks in the same order for every agent."""
+    out = {}
+    for name, curve in curves.items():
+        per_task = curve.per_task()
+        for j, budget in enumerate(curve.budgets):
+            out[(name, int(budget))] = per_task[:, j]
+    return out
+
+
+def check_expectations(expectations, means: dict, per_task: dict | None = None) -> list[dict]:
+    """Judge each expectation on the means; add the paired 95% CI of ``lhs - rhs`` over the same tasks.
+
+    The rule: an expectation passes iff its comparison holds for the means (the point estimate).
+    ``paired`` (null when the check is not linear in its references) says how sure that is:
+    ``{"diff", "ci95", "low", "high", "n_tasks", "confident"}`` with ``confident`` true when the whole
+    interval satisfies the comparison. Expectations whose agents did not run (``--agent``) are skipped.
+    """
+    from metarl_apps.scenario.expectations import paired_difference
+
+    checks = []
+    for exp in expectations:
+        if not all(ref in means for ref in exp.refs):  # an agent left out with --agent
+            continue
+        res = exp.evaluate(means)
+        paired = paired_difference(exp, per_task) if per_task else None
+        checks.append({"check": res.check, "passed": bool(res.passed), "lhs": float(res.lhs), "rhs": float(res.rhs),
+                       "paired": paired})
+    return checks
+
+
+def describe_check(c: dict) -> str:
+    """One readable line: ``[PASS] a@10 >= b@10   (6.6 vs 5.8; paired diff +0.8 ± 0.05, 95% CI [...])``."""
+    line = f"[{'PASS' if c['passed'] else 'FAIL'}] {c['check']}   ({c['lhs']:.4g} vs {c['rhs']:.4g}"
+    p = c.get("paired")
+    if p:
+        line += (f"; lhs - rhs = {p['diff']:+.4g} ± {p['ci95']:.3g}, paired 95% CI [{p['low']:+.4g}, {p['high']:+.4g}]"
+                 f" over {p['n_tasks']} tasks{'' if p['confident'] else ', not confirmed at 95%'}")
+    return line + ")"
 
 
 def render_report(results: dict) -> str:
     """A markdown report: one table row per agent, one column per budget (mean ± 95% CI)."""
     budgets = sorted({r["budget"] for r in results["rows"]})
-    agents = list(dict.fromkeys(r["agent"] for r in results["rows"]))
-    cell = {(r["agent"], r["budget"]): f"{r['mean']:.3f} ± {r['ci95']:.3f}" for r in results["rows"]}
     lines = [f"# {results['scenario']}", "", "![adaptation curves](adaptation.png)", "",
              f"{results['metric']} after K {results.get('budget_unit', 'units')} on "
-             f"{results['tasks']['test']} held-out tasks (mean ± 95% CI).", "",
-             "| agent | " + " | ".join(f"K={b}" for b in budgets) + " |",
-             "|---|" + "---|" * len(budgets)]
-    for a in agents:
-        lines.append(f"| {a} | " + " | ".join(cell.get((a, b), "") for b in budgets) + " |")
+             f"{results['tasks']['test']} held-out tasks (mean ± 95% CI).", ""] + _table(results["rows"], budgets)
+    multi = [r for r in results["rows"] if r.get("seeds", 1) > 1]
+    if multi:
+        lines += ["", "Across training seeds (mean ± 95% CI over the seeds' means; each seed's mean in brackets):",
+                  ""] + _table(multi, budgets, lambda r: f"{r['mean']:.3f} ± {r['ci95_seeds']:.3f} "
+                               f"({', '.join(f'{m:.3f}' for m in r['seed_means'])})")
     if results.get("regret_rows"):
-        rcell = {(r["agent"], r["budget"]): f"{r['mean']:.3f} ± {r['ci95']:.3f}" for r in results["regret_rows"]}
-        ragents = list(dict.fromkeys(r["agent"] for r in results["regret_rows"]))
-        lines += ["", "Regret to the oracle (paired per task; lower is better):", "",
-                  "| agent | " + " | ".join(f"K={b}" for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
-        for a in ragents:
-            lines.append(f"| {a} | " + " | ".join(rcell.get((a, b), "") for b in budgets) + " |")
+        lines += ["", "Regret to the oracle (paired per task; lower is better):", ""] + _table(results["regret_rows"],
+                                                                                             budgets)
+    if results.get("episode_rows"):
+        lines += ["", "Return of inner episode K alone (mean ± 95% CI):", ""] + _table(results["episode_rows"], budgets)
+    if results.get("success_rows"):
+        lines += ["", f"Success rate in inner episode K (return > {results['success_threshold']:g}; mean ± 95% CI):",
+                  ""] + _table(results["success_rows"], budgets)
     if results.get("references"):
         lines += ["", "Reference values: " + ", ".join(f"{k} = {v:.4f}" for k, v in results["references"].items())]
     if results["expectations"]:
-        lines += ["", "| expectation | result | lhs | rhs |", "|---|---|---|---|"]
+        lines += ["", "Expectations pass on the means; `lhs - rhs` is the paired difference over the same held-out "
+                  "tasks with its 95% CI (confirmed: the whole interval satisfies the comparison).", "",
+                  "| expectation | result | lhs | rhs | lhs - rhs (paired 95% CI) | confirmed |",
+                  "|---|---|---|---|---|---|"]
         for e in results["expectations"]:
-            lines.append(f"| `{e['check']}` | {'pass' if e['passed'] else 'FAIL'} | {e['lhs']:.4g} | {e['rhs']:.4g} |")
+            p = e.get("paired")
+            paired = f"{p['diff']:+.4g} ± {p['ci95']:.3g}" if p else "n/a"
+            sure = ("yes" if p["confident"] else "no") if p else "n/a"
+            lines.append(f"| `{e['check']}` | {'pass' if e['passed'] else 'FAIL'} | {e['lhs']:.4g} | {e['rhs']:.4g} "
+                         f"| {paired} | {sure} |")
     return "\n".join(lines) + "\n"
+
+
+def _table(rows: list[dict], budgets: list[int], fmt: Callable[[dict], str] | None = None) -> list[str]:
+    """Markdown table: a row per agent, a column per budget; cells ``mean ± ci95`` unless ``fmt`` says."""
+    fmt = fmt or (lambda r: f"{r['mean']:.3f} ± {r['ci95']:.3f}")
+    cell = {(r["agent"], r["budget"]): fmt(r) for r in rows}
+    agents = list(dict.fromkeys(r["agent"] for r in rows))
+    lines = ["| agent | " + " | ".join(f"K={b}" for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
+    return lines + [f"| {a} | " + " | ".join(cell.get((a, b), "") for b in budgets) + " |" for a in agents]
 
 
 def _write_summaries(logdir: Path, rows: list[dict]) -> None:

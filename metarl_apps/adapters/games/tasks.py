@@ -118,6 +118,10 @@ class GridLevelTasks(TaskDistribution):
             hazard_reward=hazard_reward, step_cost=step_cost,
         )
         core_lib.generate_level(self.config, 0)  # an impossible level parameter fails here, not at make_env
+        #: An inner episode succeeded (reached the goal) iff its return exceeds this; ``None`` when the rewards
+        #: cannot tell (a costly enough walk to the goal can score below a failure).
+        self.success_threshold = (0.0 if goal_reward + max_steps * min(step_cost, 0.0) > 0
+                                  and hazard_reward <= 0 and step_cost <= 0 else None)
         super().__init__(
             size=size, view_size=view_size, max_steps=max_steps, wall_density=wall_density,
             num_hazards=num_hazards, use_key=use_key, permute_actions=permute_actions, goal_reward=goal_reward,
@@ -151,6 +155,22 @@ class GridLevelTasks(TaskDistribution):
     def oracle_policy(self, tasks: list[Task]) -> "GridOraclePolicy":
         """Shortest-path policy that knows each level's map (see the module docstring)."""
         return GridOraclePolicy(self, self.levels(list(tasks)))
+
+
+    # Filmstrip hooks (metarl_apps.evaluation.filmstrip): a picture of a level and the agent's cell.
+    cell_px = 16
+
+    def render_level(self, task: Task):
+        """uint8 ``[size * cell_px, size * cell_px, 3]`` picture of ``task``'s level (no agent drawn)."""
+        core = GridLevelsCore(self.config, self.levels([task]))
+        core.active[:] = False
+        return core_lib.render_rgb(core, 0, self.cell_px)
+
+    @staticmethod
+    def agent_position(env: "GridLevelEnvironment") -> tuple[int, int]:
+        """``(row, col)`` of the agent of batch row 0 of ``env``."""
+        r, c = env.core.pos[0, 0]
+        return int(r), int(c)
 
 
 class GridLevelEnvironment(TrialEnvironment):
@@ -192,19 +212,19 @@ class GridLevelEnvironment(TrialEnvironment):
         return [self.batch_size, v, v, core_lib.NUM_CHANNELS]
 
     def _np_reset(self):
-        return self._core.reset()[:, 0]
+        return (self._core.reset()[:, 0],)
 
     def _np_step(self, action):
         obs, reward, _, _ = self._core.step(np.asarray(action, np.int64)[:, None])
         return reward[:, 0].astype(np.float32), obs[:, 0]
 
     def _begin_episode(self, counter):
-        obs = tf.numpy_function(self._np_reset, [], tf.float32, name="gridlevels_reset")
+        (obs,) = self.numpy_call(self._np_reset, [], [tf.float32], name="gridlevels_reset")
         obs.set_shape(self._obs_shape())
         return obs
 
     def _transition(self, action, h, counter):
-        reward, obs = tf.numpy_function(self._np_step, [action], [tf.float32, tf.float32], name="gridlevels_step")
+        reward, obs = self.numpy_call(self._np_step, [action], [tf.float32, tf.float32], name="gridlevels_step")
         reward.set_shape([self.batch_size])
         obs.set_shape(self._obs_shape())
         return reward, obs

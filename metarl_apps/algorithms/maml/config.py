@@ -26,6 +26,25 @@ class MAMLConfig:
       meta_batch_size: tasks per meta-update (adapted together, as one batched computation).
     Network:
       hidden_sizes: hidden layers of the functional MLP.
+      activation: hidden activation of the RL policy MLP (the sinusoid network is always ReLU).
+    Reinforcement learning (``algorithm: maml``; ignored by the supervised sinusoid code):
+      estimator: inner policy-gradient loss: ``"reinforce"`` (log-prob times a constant advantage; the
+        outer gradient misses the term from the sampling distribution's dependence on θ), ``"lvc"`` (ProMP's
+        low-variance curvature: per-step score terms, the default) or ``"dice"`` (DiCE, Foerster et al. 2018,
+        with a baseline: unbiased second-order terms, whose variance grows with the horizon squared — on
+        100-step navigation episodes its meta-gradient norm exploded and training diverged).
+      baseline: ``"linear"`` (garage/ProMP ``LinearFeatureBaseline``: ridge regression of the returns on
+        ``[obs, obs², t, t², t³, 1]``, fitted per task on the episode it is used for) or ``"zero"`` (needed on
+        horizon-1 families: a per-task fit on one step is exact and leaves no advantage).
+      discount: γ of the reward-to-go within an inner episode.
+      normalize_advantages: standardise advantages per task (inner) and per batch (outer).
+      outer_epochs: PPO-clip passes over each meta-batch (ProMP-style outer step; each recomputes the
+        adaptation, so second-order terms are exact at every pass).
+      clip_ratio: PPO clipping ε of the post-adaptation likelihood ratio.
+      max_grad_norm: global-norm clipping of the meta-gradient.
+      init_only: never update θ: ``meta_train`` only builds the random initialisation (the
+        "random init + K inner steps" baseline, trained 0 iterations).
+      checkpoint_every, log_every: iterations between checkpoints / TensorBoard summaries.
     Bookkeeping:
       seed: seeds parameter initialisation and the training task stream.
     """
@@ -38,6 +57,17 @@ class MAMLConfig:
     meta_batch_size: int = 25
     hidden_sizes: tuple[int, ...] = (40, 40)
     seed: int = 0
+    activation: str = "tanh"
+    estimator: str = "lvc"
+    baseline: str = "linear"
+    discount: float = 0.99
+    normalize_advantages: bool = True
+    outer_epochs: int = 5
+    clip_ratio: float = 0.2
+    max_grad_norm: float = 1.0
+    init_only: bool = False
+    checkpoint_every: int = 50
+    log_every: int = 10
 
     def __post_init__(self):
         def fail(field: str, rule: str):
@@ -68,3 +98,23 @@ class MAMLConfig:
             fail("hidden_sizes", "must be a list of positive integers")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             fail("seed", "must be a non-negative integer")
+        if self.activation not in ("tanh", "relu", "elu", "sigmoid"):
+            fail("activation", "must be one of 'tanh', 'relu', 'elu', 'sigmoid'")
+        if self.estimator not in ("reinforce", "lvc", "dice"):
+            fail("estimator", "must be 'reinforce', 'lvc' or 'dice'")
+        if self.baseline not in ("linear", "zero"):
+            fail("baseline", "must be 'linear' or 'zero'")
+        for f in ("normalize_advantages", "init_only"):
+            if not isinstance(getattr(self, f), bool):
+                fail(f, "must be true or false")
+        v = self.discount
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+            fail("discount", "must be in [0, 1]")
+        for f in ("outer_epochs", "checkpoint_every", "log_every"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                fail(f, "must be a positive integer")
+        for f in ("clip_ratio", "max_grad_norm"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                fail(f, "must be a positive number")

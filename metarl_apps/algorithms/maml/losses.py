@@ -110,3 +110,97 @@ def maml_meta_gradient(params: Sequence[tf.Tensor], inner_loss_fn: LossFn, outer
     grads = tape.gradient(loss, sources, unconnected_gradients=tf.UnconnectedGradients.ZERO)
     n = len(params)
     return MetaGradient(loss, grads[:n], grads[n:] if rate_list is not None else None)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Policy-gradient losses for RL MAML. Trajectory tensors are per task and per step: ``[N, T]`` (N tasks, one
+# inner episode of T steps each), ``obs`` features ``[N, T, D]``; per-task losses are ``[N]``.
+# ------------------------------------------------------------------------------------------------------------
+
+
+def discounted_returns(rewards: tf.Tensor, discount: float) -> tf.Tensor:
+    """Reward-to-go within the episode: ``R_t = Σ_{t' ≥ t} γ^{t'-t} r_t'``, ``[N, T]`` -> ``[N, T]``."""
+    rev = tf.reverse(rewards, axis=[1])
+    out = tf.scan(lambda acc, r: r + discount * acc, tf.transpose(rev), initializer=tf.zeros_like(rev[:, 0]))
+    return tf.reverse(tf.transpose(out), axis=[1])
+
+
+def baseline_features(obs: tf.Tensor, horizon: int) -> tf.Tensor:
+    """garage's ``LinearFeatureBaseline`` features ``[o, o², t, t², t³, 1]`` (t = step / 100): ``[N, T, 2D + 4]``."""
+    t = tf.cast(tf.range(tf.shape(obs)[1]), obs.dtype)[None, :, None] / 100.0
+    t = tf.broadcast_to(t, tf.concat([tf.shape(obs)[:2], [1]], 0))
+    obs = tf.clip_by_value(obs, -10.0, 10.0)
+    return tf.concat([obs, tf.square(obs), t, t ** 2, t ** 3, tf.ones_like(t)], axis=-1)
+
+
+def linear_baseline(obs: tf.Tensor, returns: tf.Tensor, reg: float = 1e-5) -> tf.Tensor:
+    """Per-task ridge regression of ``returns [N, T]`` on :func:`baseline_features` of ``obs [N, T, D]``;
+    returns the fitted values ``[N, T]`` (a constant for the gradient)."""
+    x = baseline_features(tf.stop_gradient(obs), obs.shape[1])
+    y = tf.stop_gradient(returns)[..., None]
+    f = x.shape[-1]
+    # ridge on the normal equations; the ridge grows with the features' scale (float32 Gram matrices of
+    # collinear features, e.g. a position that never moves, are otherwise singular)
+    gram = tf.linalg.matmul(x, x, transpose_a=True)
+    ridge = reg + 1e-4 * tf.reduce_mean(tf.linalg.diag_part(gram), axis=-1)[:, None, None]
+    w = tf.linalg.solve(gram + ridge * tf.eye(f, dtype=x.dtype), tf.linalg.matmul(x, y, transpose_a=True))
+    return tf.stop_gradient(tf.squeeze(tf.linalg.matmul(x, w), -1))
+
+
+def _standardize(x: tf.Tensor, axes) -> tf.Tensor:
+    mean, var = tf.nn.moments(x, axes=axes, keepdims=True)
+    return (x - mean) / (tf.sqrt(var) + 1e-8)
+
+
+def advantages(obs: tf.Tensor, rewards: tf.Tensor, *, discount: float, baseline: str, normalize: bool,
+               per_task: bool) -> tuple[tf.Tensor, tf.Tensor]:
+    """``(advantages [N, T], baseline values [N, T])``: reward-to-go minus the baseline, optionally standardised
+    per task (``per_task``; skipped for one-step episodes, T = 1) or over the whole batch."""
+    returns = discounted_returns(rewards, discount)
+    values = linear_baseline(obs, returns) if baseline == "linear" else tf.zeros_like(returns)
+    adv = returns - values
+    if normalize and not (per_task and rewards.shape[1] == 1):  # one sample per task cannot be standardised
+        adv = _standardize(adv, [1] if per_task else [0, 1])
+    return tf.stop_gradient(adv), values
+
+
+def magic_box(x: tf.Tensor) -> tf.Tensor:
+    """DiCE's ``exp(x - stop_gradient(x))``: 1 in value, ``∇x`` in gradient (to any order)."""
+    return tf.exp(x - tf.stop_gradient(x))
+
+
+def pg_inner_loss(log_prob: tf.Tensor, rewards: tf.Tensor, adv: tf.Tensor, baseline_values: tf.Tensor, *,
+                  estimator: str, discount: float) -> tf.Tensor:
+    """Per-task inner policy-gradient loss ``[N]`` from ``log_prob``, ``rewards``, ``adv`` and baseline values
+    ``[N, T]``.
+
+    * ``"reinforce"``: ``-mean_t log π(a_t|s_t) A_t`` (A constant);
+    * ``"lvc"``: ProMP's low-variance curvature ``-mean_t □(log π_t) A_t``: REINFORCE's value-free first
+      gradient, and per-step score-function curvature ``(∇log π_t ∇log π_tᵀ + ∇²log π_t) A_t`` (biased,
+      but without DiCE's products of whole-trajectory scores, whose variance grows with T²);
+    * ``"dice"``: ``-mean_t [□(Σ_{t'≤t} log π_t') γ^t r_t + (1 - □(log π_t)) γ^t b_t]`` (DiCE with a baseline,
+      Mao et al. 2019), with □ the magic box. Its first gradient is ``-mean_t γ^t ∇log π_t (R_t - b_t)`` (the
+      discounted policy gradient); its Hessian has the sampling-distribution terms.
+      With ``adv`` standardised the step size is comparable to REINFORCE's; the rewards are rescaled by the
+      same per-task factor.
+    """
+    if estimator == "reinforce":
+        return -tf.reduce_mean(log_prob * adv, axis=1)
+    if estimator == "lvc":
+        return -tf.reduce_mean(magic_box(log_prob) * adv, axis=1)
+    t = tf.cast(tf.range(tf.shape(rewards)[1]), rewards.dtype)
+    gamma_t = tf.pow(tf.constant(discount, rewards.dtype), t)[None]
+    returns = discounted_returns(rewards, discount)
+    # rescale so that R - b has the same per-task scale as the (standardised) advantages
+    scale = tf.stop_gradient(tf.math.reduce_std(returns - baseline_values, axis=1, keepdims=True) + 1e-8)
+    cum = tf.math.cumsum(log_prob, axis=1)
+    surrogate = magic_box(cum) * gamma_t * rewards + (1.0 - magic_box(log_prob)) * gamma_t * baseline_values
+    return -tf.reduce_sum(surrogate / scale, axis=1) / tf.cast(tf.shape(rewards)[1], rewards.dtype)
+
+
+def ppo_outer_loss(log_prob: tf.Tensor, old_log_prob: tf.Tensor, adv: tf.Tensor, clip_ratio: float) -> tf.Tensor:
+    """Per-task PPO-clip loss of the post-adaptation episode, ``[N]``:
+    ``-mean_t min(ρ_t A_t, clip(ρ_t, 1 ± ε) A_t)`` with ``ρ_t = π_θ'(a_t|s_t) / π_old(a_t|s_t)``."""
+    ratio = tf.exp(log_prob - old_log_prob)
+    clipped = tf.clip_by_value(ratio, 1.0 - clip_ratio, 1.0 + clip_ratio)
+    return -tf.reduce_mean(tf.minimum(ratio * adv, clipped * adv), axis=1)

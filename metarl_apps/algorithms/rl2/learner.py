@@ -10,8 +10,6 @@ the same task. The recurrent state starts at zero at the trial's first step and 
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import tensorflow as tf
 
@@ -19,7 +17,8 @@ from metarl_apps.algorithms.rl2.config import RL2Config
 from metarl_apps.algorithms.rl2.losses import action_distribution, gae, ppo_loss
 from metarl_apps.algorithms.rl2.policy import RL2Policy
 from metarl_apps.core.agent import MetaLearner, TrainResult
-from metarl_apps.core.errors import CheckpointError, MetaRLInputError, TrainingError
+from metarl_apps.core.errors import MetaRLInputError
+from metarl_apps.core.training import open_checkpoint, restore_latest, train_loop
 from metarl_apps.networks.recurrent import RecurrentActorCritic
 
 DEFAULT_POPULATION = 10_000
@@ -72,6 +71,9 @@ class RL2(MetaLearner):
         obs_spec = env.time_step_spec().observation
 
         def sample(logits):
+            # NaN logits would sample an out-of-range index and crash the environment; act uniformly instead:
+            # the NaN still reaches the loss, and meta_train stops with "non-finite training metrics".
+            logits = tf.where(tf.math.is_finite(logits), logits, tf.zeros_like(logits))
             if net.slate_size:
                 dist = action_distribution(logits, action_rank, net.slate_size)
                 return dist.sample(seed=tf.cast(generator.make_seeds(1)[:, 0], tf.int32))
@@ -173,54 +175,25 @@ class RL2(MetaLearner):
         generator = tf.random.Generator.from_seed(seed)
         done = tf.Variable(0, dtype=tf.int64, trainable=False)
         ckpt = self._checkpoint(generator=generator, iterations_done=done, env_trial=env._trial)
-        manager = None
-        if checkpoint_dir:
-            manager = tf.train.CheckpointManager(ckpt, checkpoint_dir, max_to_keep=2)
-            if resume and manager.latest_checkpoint:
-                ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-            elif not resume and manager.latest_checkpoint:
-                raise CheckpointError(f"{checkpoint_dir} already holds a checkpoint; pass --resume (resume=True) "
-                                      f"to continue it, or choose another output directory")
-        writer = tf.summary.create_file_writer(summary_dir) if summary_dir else None
+        manager = open_checkpoint(ckpt, checkpoint_dir, resume)
         iteration = self._make_iteration(env, generator)
-        start, t0, metrics = int(done.numpy()), time.time(), {}
-        from tqdm import tqdm
 
-        bar = tqdm(total=iterations, initial=start, desc="rl2 meta-train", disable=not progress, leave=False)
-        for it in range(start, iterations):
+        def step(it: int) -> dict:
             order = np.random.default_rng([seed, it]).choice(len(pool), size=batch, replace=False)
             env.set_tasks([pool[i] for i in order])
             self._entropy_coef.assign(self.entropy_coef_at(it))
-            metrics = {k: float(v) for k, v in iteration().items()}
-            if not all(np.isfinite(v) for v in metrics.values()):
-                raise TrainingError(f"RL2: non-finite training metrics at iteration {it} ({metrics}); lower "
-                                    f"learning_rate or reward_scale. The last checkpoint in {checkpoint_dir} is "
-                                    f"intact; resume from it with --resume")
-            done.assign(it + 1)
-            if writer is not None and ((it + 1) % c.log_every == 0 or it + 1 == iterations):
-                with writer.as_default():
-                    for k, v in metrics.items():
-                        tf.summary.scalar(f"rl2/{k}", v, step=it + 1)
-            if manager is not None and ((it + 1) % c.checkpoint_every == 0 or it + 1 == iterations):
-                manager.save(checkpoint_number=it + 1)
-            bar.update(1)
-            bar.set_postfix(trial_return=f"{metrics['trial_return']:.3f}")
-        bar.close()
-        if writer is not None:
-            writer.close()
-        return TrainResult(iterations=iterations, wall_time_s=time.time() - t0, metrics=metrics,
+            return {k: float(v) for k, v in iteration().items()}
+
+        metrics, wall = train_loop("RL2", step, iterations=iterations, done=done, manager=manager,
+                                   summary_dir=summary_dir, log_every=c.log_every,
+                                   checkpoint_every=c.checkpoint_every, progress=progress,
+                                   fix="lower learning_rate or reward_scale", postfix="trial_return")
+        return TrainResult(iterations=iterations, wall_time_s=wall, metrics=metrics,
                            checkpoint=manager.latest_checkpoint if manager else None)
 
     def _restore(self, checkpoint_dir, dist) -> None:
-        latest = tf.train.latest_checkpoint(checkpoint_dir)
-        if latest is None:
-            raise CheckpointError(f"{checkpoint_dir}: no RL2 checkpoint found; train first (metarl train)")
         self._build(dist)
-        try:
-            self._checkpoint().restore(latest).expect_partial().assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as err:
-            raise CheckpointError(f"{latest}: cannot be restored into RL2 with this config "
-                                  f"({type(err).__name__}); use the config it was trained with") from err
+        restore_latest(self._checkpoint(), checkpoint_dir, "RL2")
 
     # ----------------------------------------------------------------- adapt
     def _adapt(self, env, tasks, budget):

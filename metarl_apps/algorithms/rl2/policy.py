@@ -26,6 +26,10 @@ class RL2Policy(AdaptedPolicy):
 
     def _distribution(self, time_step, policy_state):
         logits, _, new_state = self._net.step(time_step.observation, policy_state)
+        # A NaN in the network (e.g. a NaN reward fed back as input) must not turn into an out-of-range action
+        # that crashes the environment: act uniformly instead; the NaN still reaches the PPO loss, where
+        # meta_train stops with a clear "non-finite training metrics" error.
+        logits = tf.where(tf.math.is_finite(logits), logits, tf.zeros_like(logits))
         if self._greedy:
             if self._net.slate_size:
                 mode = tf.math.top_k(logits, k=self._net.slate_size).indices + self._net.action_min

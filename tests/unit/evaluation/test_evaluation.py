@@ -68,5 +68,10 @@ def test_curve_rows_and_regret():
     rows = curve.rows()
     assert rows[0]["mean"] == pytest.approx(2.5) and rows[0]["seeds"] == 2 and rows[0]["n_tasks"] == 2
     assert curve.at(5) == pytest.approx(3.5)
+    # Between training seeds: seed 0 scores (1 + 3) / 2 = 2 at K=1, seed 1 (1 + 5) / 2 = 3; the 95% t-interval of
+    # {2, 3} has half-width t(0.975, 1) * std / sqrt(2) = 12.706 * 0.7071 / 1.4142 = 6.353.
+    assert rows[0]["seed_means"] == pytest.approx([2.0, 3.0])
+    assert rows[0]["ci95_seeds"] == pytest.approx(6.3531, abs=1e-3)
+    assert "seed_means" not in Curve("b", (1, 5), values[:1]).rows()[0]
     oracle = Curve("oracle", (1, 5), np.array([[[2.0, 4.0], [4.0, 8.0]]]))
     np.testing.assert_allclose(regret_curve(curve, oracle).per_task(), [[1.0, 2.0], [0.0, 3.0]])

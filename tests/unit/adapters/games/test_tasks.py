@@ -171,3 +171,31 @@ def test_bad_params_are_one_line_errors(kwargs, match):
     with pytest.raises(MetaRLInputError, match=match) as err:
         GridLevelTasks(**kwargs)
     assert "\n" not in str(err.value)
+
+
+def test_compiled_rollout_applies_every_step_to_its_own_episode():
+    """Regression: the numpy core's reset and step calls must run in program order inside ``tf.function``.
+
+    Unordered, TF's executor sometimes ran the next episode's reset before the last step of an episode, so the
+    last (frozen) step was applied to the new episode: the oracle then paid a step cost more in some episodes.
+    The oracle's path is deterministic, so every episode of a trial must score exactly the same; the compiled
+    rollout must also match stepping the environment eagerly.
+    """
+    from metarl_apps.core.env import NEW_EPISODE
+    from metarl_apps.evaluation.evaluator import trial_returns
+
+    dist = GridLevelTasks(size=6, max_steps=30, wall_density=0.2, num_hazards=1, step_cost=-0.02, episodes=3)
+    tasks = dist.sample(32, split="test", seed=0)
+    for _ in range(3):  # the race was nondeterministic
+        returns = trial_returns(lambda chunk, seed: dist.oracle_policy(chunk), dist, tasks, 3)
+        np.testing.assert_allclose(returns, np.repeat(returns[:, :1], 3, axis=1), atol=1e-6)
+        assert (returns > 0).all()
+    policy, env = dist.oracle_policy(tasks[:1]), dist.make_env(tasks[:1])
+    time_step, state, eager = env.reset(), policy.get_initial_state(1), []
+    for _ in range(3 * dist.horizon):
+        if float(time_step.observation[NEW_EPISODE][0]) > 0.5:
+            eager.append(0.0)
+        step = policy.action(time_step, state)
+        time_step, state = env.step(step.action), step.state
+        eager[-1] += float(time_step.reward[0])
+    np.testing.assert_allclose(eager, returns[0], atol=1e-5)

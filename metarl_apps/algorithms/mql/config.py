@@ -1,0 +1,140 @@
+"""MQL configuration: one dataclass, documented fields, validated in ``__post_init__``."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from metarl_apps.core.errors import MetaRLInputError
+
+
+@dataclasses.dataclass(frozen=True)
+class MQLConfig:
+    """Hyper-parameters of meta-Q-learning (Fakoor et al., ICLR 2020) for discrete actions and slates.
+
+    Context network:
+      cell: ``"gru"`` or ``"lstm"`` over the trial's ``(obs, prev_action, prev_reward, new_episode)`` inputs.
+      hidden_size: recurrent units (the context).
+      embed_sizes: dense ReLU layers before the recurrent cell.
+      head_size: one dense ReLU layer between the context and the linear Q head (0 = none). Its output is
+        the feature vector on which the per-task Q head is adapted.
+      context_length: H, the number of past transitions the context sees when training from replay (windows
+        of H steps cut from stored trials, the recurrent state zero at the window start). ``None`` = whole
+        trials (the acting policy always carries the context over the whole trial).
+      slate: treat ``[k]`` integer actions as slates of k distinct items (one Q per item; the slate is the
+        top-k items; Q(slate) = mean of its items' Q); ``None`` = ask the task family (``slate_actions``).
+    Meta-training (DQN family):
+      tasks_per_iteration: tasks rolled out (one trial each, epsilon-greedy) per iteration.
+      max_train_tasks: the training population is capped at this many tasks (one replay buffer each).
+      trials_per_task: capacity of each task's replay buffer, in trials (a ring: the oldest is overwritten).
+      batch_size: replay sequences per gradient step; updates_per_iteration: gradient steps per iteration.
+      learning_rate, max_grad_norm: Adam step and global-norm clipping.
+      discount: gamma across the whole trial (inner-episode boundaries are not terminal).
+      n_step: n of the n-step return target.
+      double_q: select the bootstrap action with the online network, evaluate it with the target network.
+      target_update_period: gradient steps between hard copies of the online network into the target.
+      huber_delta: Huber loss threshold on the TD error (``None`` = squared error).
+      reward_scale: rewards are multiplied by this for learning only.
+      epsilon_start, epsilon_final, epsilon_decay_iterations: epsilon-greedy exploration, linear in the
+        iteration index (so a resumed run continues the same schedule).
+    Adaptation (propensity-weighted, proximal):
+      adapt_steps, adapt_learning_rate: Adam steps on each new task's Q head.
+      proximal_coef: lambda of ``lambda * ||theta - theta_meta||^2``.
+      propensity_steps, propensity_learning_rate, propensity_l2: the logistic classifier separating a new
+        task's contexts from meta-training contexts (full-batch Adam, L2 on the weights).
+      max_weight: density-ratio weights are clipped to ``[0, max_weight]``.
+      meta_trials: meta-training trials drawn from the replay for reweighting.
+      adapt_env_seed: environment seed of the interactions ``adapt(tasks, budget)`` collects (distinct from
+        evaluation seeds, so adaptation never sees the evaluation's draws).
+    Bookkeeping:
+      checkpoint_every, log_every: iterations between checkpoints / TensorBoard summaries.
+    """
+
+    cell: str = "gru"
+    hidden_size: int = 64
+    embed_sizes: tuple[int, ...] = (64,)
+    head_size: int = 64
+    context_length: int | None = None
+    slate: bool | None = None
+    tasks_per_iteration: int = 64
+    max_train_tasks: int = 1000
+    trials_per_task: int = 4
+    batch_size: int = 32
+    updates_per_iteration: int = 4
+    learning_rate: float = 1e-3
+    max_grad_norm: float = 10.0
+    discount: float = 0.99
+    n_step: int = 1
+    double_q: bool = True
+    target_update_period: int = 100
+    huber_delta: float | None = 1.0
+    reward_scale: float = 1.0
+    epsilon_start: float = 1.0
+    epsilon_final: float = 0.05
+    epsilon_decay_iterations: int = 200
+    adapt_steps: int = 50
+    adapt_learning_rate: float = 1e-2
+    proximal_coef: float = 1.0
+    propensity_steps: int = 200
+    propensity_learning_rate: float = 0.05
+    propensity_l2: float = 1e-3
+    max_weight: float = 10.0
+    meta_trials: int = 32
+    adapt_env_seed: int = 7919
+    checkpoint_every: int = 50
+    log_every: int = 10
+
+    def __post_init__(self):
+        def fail(field: str, rule: str):
+            raise MetaRLInputError(f"MQLConfig.{field}={getattr(self, field)!r}: {rule}")
+
+        def is_int(v) -> bool:
+            return not isinstance(v, bool) and isinstance(v, int)
+
+        def is_num(v) -> bool:
+            return not isinstance(v, bool) and isinstance(v, (int, float))
+
+        if self.cell not in ("lstm", "gru"):
+            fail("cell", "must be 'gru' or 'lstm'")
+        object.__setattr__(self, "embed_sizes", tuple(self.embed_sizes))
+        if any(not is_int(n) or n < 1 for n in self.embed_sizes):
+            fail("embed_sizes", "must be a list of positive integers")
+        for f in ("hidden_size", "tasks_per_iteration", "max_train_tasks", "trials_per_task", "batch_size",
+                  "updates_per_iteration", "n_step", "target_update_period", "adapt_steps", "propensity_steps",
+                  "meta_trials", "checkpoint_every", "log_every"):
+            v = getattr(self, f)
+            if not is_int(v) or v < 1:
+                fail(f, "must be a positive integer")
+        for f in ("head_size", "epsilon_decay_iterations", "adapt_env_seed"):
+            v = getattr(self, f)
+            if not is_int(v) or v < 0:
+                fail(f, "must be a non-negative integer")
+        if self.context_length is not None and (not is_int(self.context_length) or self.context_length < 2):
+            fail("context_length", "must be an integer >= 2 (transitions of context), or null for whole trials")
+        if self.context_length is not None and self.context_length <= self.n_step:
+            fail("context_length", f"must exceed n_step ({self.n_step}) so every window holds a full target")
+        for f in ("learning_rate", "max_grad_norm", "reward_scale", "adapt_learning_rate",
+                  "propensity_learning_rate", "max_weight"):
+            v = getattr(self, f)
+            if not is_num(v) or not v > 0:
+                fail(f, "must be a positive number")
+        for f in ("discount", "epsilon_start", "epsilon_final"):
+            v = getattr(self, f)
+            if not is_num(v) or not 0.0 <= v <= 1.0:
+                fail(f, "must be in [0, 1]")
+        for f in ("proximal_coef", "propensity_l2"):
+            v = getattr(self, f)
+            if not is_num(v) or v < 0:
+                fail(f, "must be a non-negative number")
+        if self.huber_delta is not None and (not is_num(self.huber_delta) or not self.huber_delta > 0):
+            fail("huber_delta", "must be a positive number, or null for the squared TD error")
+        if not isinstance(self.double_q, bool):
+            fail("double_q", "must be true or false")
+        if self.slate is not None and not isinstance(self.slate, bool):
+            fail("slate", "must be true, false or null (ask the task family)")
+
+    def epsilon_at(self, iteration: int) -> float:
+        """Exploration rate at (0-based) ``iteration``: linear from ``epsilon_start`` to ``epsilon_final``."""
+        if self.epsilon_decay_iterations == 0:
+            return float(self.epsilon_final)
+        frac = min(1.0, iteration / self.epsilon_decay_iterations)
+        return float(self.epsilon_start + frac * (self.epsilon_final - self.epsilon_start))

@@ -1,0 +1,100 @@
+"""The meta-training loop every learner shares: checkpoints that resume, TensorBoard summaries, a progress bar,
+and a clear stop on non-finite metrics.
+
+A learner builds its compiled iteration and a ``tf.train.Checkpoint`` holding an ``iterations_done`` counter,
+then calls :func:`open_checkpoint` and :func:`train_loop`; what differs between learners (which tasks an
+iteration sees, schedules) lives in the ``step(it)`` callback.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from metarl_apps.core.errors import CheckpointError, TrainingError
+
+
+def open_checkpoint(ckpt: tf.train.Checkpoint, checkpoint_dir: str | None, resume: bool,
+                    before_restore: Callable[[], None] | None = None) -> tf.train.CheckpointManager | None:
+    """A manager over ``checkpoint_dir`` (None: no checkpoints). With ``resume`` the latest checkpoint is
+    restored; without it a directory that already holds one is refused (it would be overwritten)."""
+    if not checkpoint_dir:
+        return None
+    manager = tf.train.CheckpointManager(ckpt, checkpoint_dir, max_to_keep=2)
+    if resume and manager.latest_checkpoint:
+        if before_restore is not None:
+            before_restore()
+        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    elif not resume and manager.latest_checkpoint:
+        raise CheckpointError(f"{checkpoint_dir} already holds a checkpoint; pass --resume (resume=True) "
+                              f"to continue it, or choose another output directory")
+    return manager
+
+
+def restore_latest(ckpt: tf.train.Checkpoint, checkpoint_dir: str, learner: str) -> None:
+    """Restore the latest checkpoint of ``checkpoint_dir`` into ``ckpt`` (built with the learner's config), or
+    raise a :class:`CheckpointError` naming what is wrong and the fix."""
+    latest = tf.train.latest_checkpoint(checkpoint_dir)
+    if latest is None:
+        raise CheckpointError(f"{checkpoint_dir}: no {learner} checkpoint found; train first (metarl train)")
+    try:
+        ckpt.restore(latest).expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as err:
+        raise CheckpointError(f"{latest}: cannot be restored into {learner} with this config "
+                              f"({type(err).__name__}); use the config it was trained with") from err
+
+
+def train_loop(
+    learner: str,
+    step: Callable[[int], dict],
+    *,
+    iterations: int,
+    done: tf.Variable,
+    manager: tf.train.CheckpointManager | None,
+    summary_dir: str | None,
+    log_every: int,
+    checkpoint_every: int,
+    progress: bool,
+    fix: str,
+    postfix: str,
+) -> tuple[dict, float]:
+    """Run ``step(it)`` (one meta-training iteration, returning its metrics as floats) from the iteration
+    ``done`` holds up to ``iterations``.
+
+    After each iteration: stop with a :class:`TrainingError` if a metric is not finite (``fix`` says what to
+    change; the last checkpoint is left intact), advance ``done``, write summaries every ``log_every`` and a
+    checkpoint every ``checkpoint_every`` iterations (and after the last). Returns the last metrics and the wall
+    time in seconds.
+    """
+    from tqdm import tqdm
+
+    start, t0, metrics = int(done.numpy()), time.time(), {}
+    writer = tf.summary.create_file_writer(summary_dir) if summary_dir else None
+    bar = tqdm(total=iterations, initial=start, desc=f"{learner.lower()} meta-train", disable=not progress,
+               leave=False)
+    try:
+        for it in range(start, iterations):
+            metrics = step(it)
+            if not all(np.isfinite(v) for v in metrics.values()):
+                where = manager.directory if manager is not None else None
+                raise TrainingError(f"{learner}: non-finite training metrics at iteration {it} ({metrics}); {fix}. "
+                                    f"The last checkpoint in {where} is intact; resume from it with --resume")
+            done.assign(it + 1)
+            last = it + 1 == iterations
+            if writer is not None and ((it + 1) % log_every == 0 or last):
+                with writer.as_default():
+                    for k, v in metrics.items():
+                        tf.summary.scalar(f"{learner.lower()}/{k}", v, step=it + 1)
+            if manager is not None and ((it + 1) % checkpoint_every == 0 or last):
+                manager.save(checkpoint_number=it + 1)
+            bar.update(1)
+            if postfix in metrics:
+                bar.set_postfix({postfix: f"{metrics[postfix]:.3f}"})
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+    return metrics, time.time() - t0
