@@ -1,8 +1,17 @@
+"""Options of the scenario suite and its index report.
+
+``--scenario-dir DIR`` (repeatable) runs a user's own scenario directory, ``--tier smoke|full|all`` picks the
+tier, ``--scenario-out DIR`` (default ``out/scenarios``) is where each scenario's run directory
+(results.json, report.md, plots) and the suite's ``index.md`` are written.
+"""
+
 from pathlib import Path
 
 import pytest
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "scenarios"
+DEFAULT_OUT = Path(__file__).resolve().parents[2] / "out" / "scenarios"
+RECORDS = pytest.StashKey[list]()
 
 
 def pytest_addoption(parser):
@@ -11,6 +20,12 @@ def pytest_addoption(parser):
                     help="scenario directory to run (repeatable; default: the project's scenarios/)")
     group.addoption("--tier", choices=("smoke", "full", "all"), default="smoke",
                     help="which tier of scenarios to run (default smoke)")
+    group.addoption("--scenario-out", default=str(DEFAULT_OUT), metavar="DIR",
+                    help="where each scenario's run and the suite's index.md are written (default out/scenarios)")
+
+
+def pytest_configure(config):
+    config.stash[RECORDS] = []
 
 
 def pytest_generate_tests(metafunc):
@@ -29,3 +44,22 @@ def pytest_generate_tests(metafunc):
             marks = [pytest.mark.scenario] + ([pytest.mark.slow] if scenario.tier == "full" else [])
             params.append(pytest.param(path, id=f"{root.name}/{path.relative_to(root)}", marks=marks))
     metafunc.parametrize("scenario_path", params)
+
+
+@pytest.fixture
+def scenario_record(request):
+    """``record(dict)``: add a scenario's outcome to the suite's index report."""
+    return request.config.stash[RECORDS].append
+
+
+@pytest.fixture
+def scenario_out(request) -> Path:
+    return Path(request.config.getoption("--scenario-out"))
+
+
+def pytest_sessionfinish(session):
+    from metarl_apps.scenario.suite import write_index
+
+    records = session.config.stash.get(RECORDS, [])
+    if records:
+        write_index(records, Path(session.config.getoption("--scenario-out")) / "index.md")
