@@ -38,8 +38,12 @@ its position in its policy state (reset to the start when ``new_episode`` is 1) 
 environment: acting is two in-graph gathers, so the oracle is an ordinary TF policy (works in ``rollout``,
 exportable with ``PolicySaver``) with no reference to any environment.
 
-Future work (issue 7): several agents per level, with the learner controlling all of them (shared
-parameters, per-agent memory) or one of them against scripted partners; ``num_agents`` must be 1 for now.
+Multi-agent levels (``num_agents`` 2..4): the learner plays agent 0 (its view, its reward: the team reward in
+``mode="cooperative"``, its own in ``"competitive"``); the other agents are the level's **scripted partners**
+(``partner``): ``oracle`` (shortest path to the key, then the goal, with a uniformly random move with
+probability ``partner_noise``), ``random`` or ``still``. Their randomness comes from the environment's per-task
+stream, so every agent evaluated on a task meets the same partner moves. The learner controlling *all* agents
+(shared parameters, per-agent memory) is not implemented in this family.
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.core.task import Task, TaskDistribution, positive_int
 
 FAMILY = core_lib.FAMILY
+#: Scripted behaviours of the other agents of a multi-agent level (the learner plays agent 0).
+PARTNERS = ("oracle", "random", "still")
 #: Level seeds of the test split have this bit set, train seeds never do.
 SPLIT_BIT = 1 << 30
 _SPLIT_OFFSET = {"train": 0, "test": SPLIT_BIT}
@@ -84,7 +90,9 @@ class GridLevelTasks(TaskDistribution):
       size, view_size, max_steps, wall_density, num_hazards, use_key, permute_actions, goal_reward,
         hazard_reward, step_cost: the :class:`GridLevelsConfig` fields (same meaning and defaults).
         ``max_steps`` is also the fixed length of every inner episode (``horizon``).
-      num_agents: must be 1 (multi-agent levels are future work).
+      num_agents: agents per level (1..4); the learner plays agent 0, the others are scripted partners.
+      mode: "cooperative" (team reward) or "competitive" (first to the goal wins), with several agents.
+      partner, partner_noise: the partners' behaviour (see the module docstring); only with several agents.
       episodes: inner episodes per trial (the largest adaptation budget), default 5.
     """
 
@@ -105,28 +113,35 @@ class GridLevelTasks(TaskDistribution):
         step_cost: float = 0.0,
         num_agents: int = 1,
         episodes: int = 5,
+        mode: str = "cooperative",
+        partner: str = "oracle",
+        partner_noise: float = 0.3,
     ):
-        if num_agents != 1 or isinstance(num_agents, bool):
-            raise MetaRLInputError(
-                f"{FAMILY}: parameter num_agents={num_agents!r} must be 1 (the task family controls one agent; "
-                "multi-agent levels are future work)"
-            )
         self.episodes = positive_int("episodes", episodes, FAMILY)
+        if partner not in PARTNERS:
+            raise MetaRLInputError(f"{FAMILY}: parameter partner={partner!r} must be one of {', '.join(PARTNERS)}")
+        if isinstance(partner_noise, bool) or not isinstance(partner_noise, (int, float)) \
+                or not 0.0 <= partner_noise <= 1.0:
+            raise MetaRLInputError(f"{FAMILY}: parameter partner_noise={partner_noise!r} must be a number in [0, 1]")
+        self.partner, self.partner_noise = partner, float(partner_noise)
         self.config = GridLevelsConfig(
-            size=size, num_agents=1, view_size=view_size, max_steps=max_steps, wall_density=wall_density,
-            num_hazards=num_hazards, use_key=use_key, permute_actions=permute_actions, goal_reward=goal_reward,
-            hazard_reward=hazard_reward, step_cost=step_cost,
+            size=size, num_agents=num_agents, mode=mode, view_size=view_size, max_steps=max_steps,
+            wall_density=wall_density, num_hazards=num_hazards, use_key=use_key, permute_actions=permute_actions,
+            goal_reward=goal_reward, hazard_reward=hazard_reward, step_cost=step_cost,
         )
         core_lib.generate_level(self.config, 0)  # an impossible level parameter fails here, not at make_env
         #: An inner episode succeeded (reached the goal) iff its return exceeds this; ``None`` when the rewards
         #: cannot tell (a costly enough walk to the goal can score below a failure).
         self.success_threshold = (0.0 if goal_reward + max_steps * min(step_cost, 0.0) > 0
                                   and hazard_reward <= 0 and step_cost <= 0 else None)
-        super().__init__(
+        params = dict(
             size=size, view_size=view_size, max_steps=max_steps, wall_density=wall_density,
             num_hazards=num_hazards, use_key=use_key, permute_actions=permute_actions, goal_reward=goal_reward,
-            hazard_reward=hazard_reward, step_cost=step_cost, num_agents=1, episodes=self.episodes,
+            hazard_reward=hazard_reward, step_cost=step_cost, num_agents=num_agents, episodes=self.episodes,
         )
+        if num_agents > 1:  # single-agent families keep their original parameters (and model cards)
+            params.update(mode=mode, partner=partner, partner_noise=self.partner_noise)
+        super().__init__(**params)
 
     @property
     def horizon(self) -> int:
@@ -150,7 +165,8 @@ class GridLevelTasks(TaskDistribution):
         return trial_time_step_spec(_obs_spec(self.config), self.action_spec())
 
     def _make_env(self, tasks: list[Task], seed: int) -> "GridLevelEnvironment":
-        return GridLevelEnvironment(self.config, self.levels(tasks), [t.seed for t in tasks], self.episodes, seed=seed)
+        return GridLevelEnvironment(self.config, self.levels(tasks), [t.seed for t in tasks], self.episodes, seed=seed,
+                                    partner=self.partner, partner_noise=self.partner_noise)
 
     def oracle_policy(self, tasks: list[Task]) -> "GridOraclePolicy":
         """Shortest-path policy that knows each level's map (see the module docstring)."""
@@ -179,11 +195,12 @@ class GridLevelEnvironment(TrialEnvironment):
     ``levels`` may come from :func:`generate_levels` or :func:`level_from_layout` (hand-made tests).
     """
 
-    def __init__(self, config: GridLevelsConfig, levels: Levels, task_seeds, episodes: int, seed: int = 0):
-        if config.num_agents != 1:
-            raise MetaRLInputError(f"{FAMILY}: GridLevelEnvironment controls one agent, config has {config.num_agents}")
+    def __init__(self, config: GridLevelsConfig, levels: Levels, task_seeds, episodes: int, seed: int = 0,
+                 partner: str = "oracle", partner_noise: float = 0.3):
         self.config = config
         self._core = GridLevelsCore(config, levels)
+        self._partner, self._partner_noise = partner, float(partner_noise)
+        self._partner_tables = self._tables(levels)
         super().__init__(task_seeds, _action_spec(), horizon=config.max_steps, episodes_per_trial=episodes,
                          seed=seed)
         # The level seeds as a task variable: marks set_tasks as supported and records the current tasks.
@@ -203,6 +220,33 @@ class GridLevelEnvironment(TrialEnvironment):
         levels = core_lib.generate_levels(self.config, _level_seeds(tasks)) if len(tasks) == self.batch_size else None
         super().set_tasks(tasks)  # checks the count, assigns seeds/keys, forces a reset
         self._core.set_levels(levels)
+        self._partner_tables = self._tables(levels)
+
+    def _tables(self, levels: Levels):
+        """Shortest-path tables of the levels for oracle partners (None without partners)."""
+        if self.config.num_agents == 1 or self._partner != "oracle":
+            return None
+        return oracle_tables(self.config, levels)[0]
+
+    def _partner_actions(self, uniforms: np.ndarray) -> np.ndarray:
+        """int ``[B, N-1]`` moves of the scripted partners (agents 1..N-1) from ``uniforms [B, 2 (N-1)]``.
+
+        ``random``: uniform over the 5 actions; ``still``: always stay; ``oracle``: the shortest hazard-free path
+        to the key (while the goal is closed for it) and then to the goal, replaced by a uniform random action
+        with probability ``partner_noise``. The uniforms come from the environment's per-task counter-based
+        stream, so partners do the same thing for every agent evaluated on the same task and env seed."""
+        core, n = self._core, self.config.num_agents - 1
+        coin, pick = uniforms[:, :n], uniforms[:, n:]
+        random_move = np.minimum((pick * core_lib.NUM_ACTIONS).astype(np.int64), core_lib.NUM_ACTIONS - 1)
+        if self._partner == "random":
+            return random_move
+        if self._partner == "still":
+            return np.zeros_like(random_move)
+        size = self.config.size
+        pos = core.pos[:, 1:]
+        state = 2 * (pos[..., 0] * size + pos[..., 1]) + core.goal_open()[:, 1:].astype(np.int64)
+        best = np.take_along_axis(self._partner_tables, state, axis=1).astype(np.int64)
+        return np.where(coin < self._partner_noise, random_move, best)
 
     def _task_observation_spec(self):
         return _obs_spec(self.config)
@@ -214,8 +258,11 @@ class GridLevelEnvironment(TrialEnvironment):
     def _np_reset(self):
         return (self._core.reset()[:, 0],)
 
-    def _np_step(self, action):
-        obs, reward, _, _ = self._core.step(np.asarray(action, np.int64)[:, None])
+    def _np_step(self, action, uniforms=None):
+        actions = np.asarray(action, np.int64)[:, None]
+        if self.config.num_agents > 1:
+            actions = np.concatenate([actions, self._partner_actions(np.asarray(uniforms))], axis=1)
+        obs, reward, _, _ = self._core.step(actions)
         return reward[:, 0].astype(np.float32), obs[:, 0]
 
     def _begin_episode(self, counter):
@@ -224,7 +271,9 @@ class GridLevelEnvironment(TrialEnvironment):
         return obs
 
     def _transition(self, action, h, counter):
-        reward, obs = self.numpy_call(self._np_step, [action], [tf.float32, tf.float32], name="gridlevels_step")
+        partners = [self.uniform(counter, 2 * (self.config.num_agents - 1))] if self.config.num_agents > 1 else []
+        reward, obs = self.numpy_call(self._np_step, [action, *partners], [tf.float32, tf.float32],
+                                      name="gridlevels_step")
         reward.set_shape([self.batch_size])
         obs.set_shape(self._obs_shape())
         return reward, obs

@@ -2,7 +2,9 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from tf_agents.policies import random_tf_policy, tf_policy
+from tf_agents.trajectories import policy_step
 from tf_agents.trajectories import time_step as ts
 
 from metarl_apps.adapters.games.gridlevels_core import (
@@ -157,7 +159,10 @@ def test_oracle_solves_held_out_levels_and_beats_random():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"num_agents": 2}, "num_agents=2 must be 1"),
+        ({"num_agents": 5}, "num_agents=5 must be between 1 and 4"),
+        ({"num_agents": 2, "partner": "smart"}, "partner='smart' must be one of oracle, random, still"),
+        ({"num_agents": 2, "partner_noise": 1.5}, r"partner_noise=1.5 must be a number in \[0, 1\]"),
+        ({"num_agents": 2, "mode": "solo"}, "mode='solo'"),
         ({"episodes": 0}, "episodes=0 must be a positive integer"),
         ({"size": 2}, "size=2 must be between 4 and 32"),
         ({"view_size": 4}, "view_size=4 must be odd"),
@@ -199,3 +204,37 @@ def test_compiled_rollout_applies_every_step_to_its_own_episode():
         time_step, state = env.step(step.action), step.state
         eager[-1] += float(time_step.reward[0])
     np.testing.assert_allclose(eager, returns[0], atol=1e-5)
+
+
+class _ConstantPolicy(tf_policy.TFPolicy):
+    def __init__(self, dist, action):
+        super().__init__(dist.time_step_spec(), dist.action_spec())
+        self._a = action
+
+    def _action(self, time_step, policy_state, seed):
+        return policy_step.PolicyStep(tf.fill(tf.shape(time_step.reward), self._a), policy_state, ())
+
+
+def test_multi_agent_levels_with_scripted_partners():
+    """The learner plays agent 0; partners are scripted. A cooperative oracle partner (no noise) reaches the goal
+    for the team even when the learner stays put; a still partner never does; partner moves are the same for
+    every agent evaluated on the same tasks and env seed; several agents are part of the family's parameters."""
+    from metarl_apps.evaluation.evaluator import trial_returns
+
+    stay = lambda dist: lambda chunk, seed: _ConstantPolicy(dist, STAY)  # noqa: E731
+    common = dict(size=6, max_steps=30, num_hazards=0, use_key=True, episodes=2, num_agents=2)
+    helped = GridLevelTasks(**common, partner="oracle", partner_noise=0.0)
+    tasks = helped.sample(16, split="test", seed=1)
+    assert helped.params["partner"] == "oracle" and helped.params["num_agents"] == 2
+    returns = trial_returns(stay(helped), helped, tasks, 2)
+    np.testing.assert_allclose(returns, 1.0)  # team reward of the partner's arrival, every episode
+    alone = GridLevelTasks(**common, partner="still")
+    np.testing.assert_allclose(trial_returns(stay(alone), alone, tasks, 2), 0.0)
+    noisy = GridLevelTasks(**common, partner="oracle", partner_noise=0.5)
+    a, b = (trial_returns(stay(noisy), noisy, tasks, 2, env_seed=3) for _ in range(2))
+    np.testing.assert_array_equal(a, b)
+    # the oracle learner still finds its own way, partners or not
+    oracle = trial_returns(lambda chunk, seed: alone.oracle_policy(chunk), alone, tasks, 2)
+    np.testing.assert_allclose(oracle, 1.0)
+    env = alone.make_env(tasks[:3])
+    assert env.core.pos.shape == (3, 2, 2) and env.time_step_spec().observation["obs"].shape == (5, 5, 7)
