@@ -1,4 +1,5 @@
-"""``games.gridlevels`` as a :class:`TaskDistribution`: each level is a task; one learner-controlled agent.
+"""``games.gridlevels`` as a :class:`TaskDistribution`: each level is a task; the learner controls one agent
+(``control="one"``, the default) or every agent of the level (``control="all"``).
 
 Tasks
   A task's hidden parameters are ``{"level_seed": int}``; the level is
@@ -38,12 +39,27 @@ its position in its policy state (reset to the start when ``new_episode`` is 1) 
 environment: acting is two in-graph gathers, so the oracle is an ordinary TF policy (works in ``rollout``,
 exportable with ``PolicySaver``) with no reference to any environment.
 
-Multi-agent levels (``num_agents`` 2..4): the learner plays agent 0 (its view, its reward: the team reward in
-``mode="cooperative"``, its own in ``"competitive"``); the other agents are the level's **scripted partners**
-(``partner``): ``oracle`` (shortest path to the key, then the goal, with a uniformly random move with
-probability ``partner_noise``), ``random`` or ``still``. Their randomness comes from the environment's per-task
-stream, so every agent evaluated on a task meets the same partner moves. The learner controlling *all* agents
-(shared parameters, per-agent memory) is not implemented in this family.
+Multi-agent levels (``num_agents`` 2..4), ``control="one"`` (default): the learner plays agent 0 (its view,
+its reward: the team reward in ``mode="cooperative"``, its own in ``"competitive"``); the other agents are the
+level's **scripted partners** (``partner``): ``oracle`` (shortest path to the key, then the goal, with a
+uniformly random move with probability ``partner_noise``), ``random`` or ``still``. Their randomness comes
+from the environment's per-task stream, so every agent evaluated on a task meets the same partner moves.
+
+Multi-agent levels, ``control="all"`` (needs ``mode="cooperative"``; no partners, so ``partner`` and
+``partner_noise`` must not be given): the learner moves **every** agent. Observation ``"obs"`` is float32
+``[num_agents, view_size, view_size, 7]`` (row ``j`` = agent ``j``'s egocentric view), the action is ``int32
+[num_agents]`` in ``0..4`` (one move per agent; ``prev_action`` has the same shape), and the reward is the
+**team reward** of the core (identical for every agent still active; a row's reward is 0 once all its agents
+are frozen). An agent that steps on a hazard is frozen alone (the team pays ``hazard_reward``); the first
+arrival at the open goal ends the inner episode for the whole team; the goal opens for everyone once any
+agent holds the key. Trial mechanics (fixed horizon, ``new_episode``) are unchanged.
+``dist.num_controlled_agents`` is ``num_agents`` here (1 otherwise): RL² reads it to act with
+:class:`~metarl_apps.networks.shared_agents.SharedAgentsActorCritic` (one network shared by all agents, one
+memory per agent, kept across the episodes of a trial). The oracle moves every agent along its own shortest
+path and dead-reckons each agent's ``(cell, goal open)`` state ``[B, num_agents]``, opening the goal for all
+agents as soon as one of them reaches the key (as the cooperative core does). The filmstrip hooks
+(:meth:`GridLevelTasks.render_level`, :meth:`GridLevelTasks.agent_position`) show agent 0. The games baselines
+that need a scalar action (``random_legal``, ``non_adaptive``, ``specialist``) do not apply to this mode.
 """
 
 from __future__ import annotations
@@ -65,18 +81,28 @@ from metarl_apps.core.task import Task, TaskDistribution, positive_int
 FAMILY = core_lib.FAMILY
 #: Scripted behaviours of the other agents of a multi-agent level (the learner plays agent 0).
 PARTNERS = ("oracle", "random", "still")
+#: Which agents of a level the learner moves: agent 0 only ("one") or all of them ("all").
+CONTROLS = ("one", "all")
+DEFAULT_PARTNER, DEFAULT_PARTNER_NOISE = "oracle", 0.3
 #: Level seeds of the test split have this bit set, train seeds never do.
 SPLIT_BIT = 1 << 30
 _SPLIT_OFFSET = {"train": 0, "test": SPLIT_BIT}
 
 
-def _obs_spec(config: GridLevelsConfig):
+def _agent_dims(config: GridLevelsConfig, control: str) -> tuple[int, ...]:
+    """``(num_agents,)`` when the learner moves every agent, else ``()``."""
+    return (config.num_agents,) if control == "all" else ()
+
+
+def _obs_spec(config: GridLevelsConfig, control: str = "one"):
     v = config.view_size
-    return tensor_spec.TensorSpec((v, v, core_lib.NUM_CHANNELS), tf.float32, name="obs")
+    return tensor_spec.TensorSpec(_agent_dims(config, control) + (v, v, core_lib.NUM_CHANNELS), tf.float32,
+                                  name="obs")
 
 
-def _action_spec():
-    return tensor_spec.BoundedTensorSpec((), tf.int32, minimum=0, maximum=core_lib.NUM_ACTIONS - 1, name="action")
+def _action_spec(config: GridLevelsConfig, control: str = "one"):
+    return tensor_spec.BoundedTensorSpec(_agent_dims(config, control), tf.int32, minimum=0,
+                                         maximum=core_lib.NUM_ACTIONS - 1, name="action")
 
 
 def _level_seeds(tasks) -> list[int]:
@@ -84,15 +110,18 @@ def _level_seeds(tasks) -> list[int]:
 
 
 class GridLevelTasks(TaskDistribution):
-    """Levels of the built-in grid game; one learner-controlled agent (see the module docstring).
+    """Levels of the built-in grid game; the learner moves one agent or all of them (see the module docstring).
 
     Args:
       size, view_size, max_steps, wall_density, num_hazards, use_key, permute_actions, goal_reward,
         hazard_reward, step_cost: the :class:`GridLevelsConfig` fields (same meaning and defaults).
         ``max_steps`` is also the fixed length of every inner episode (``horizon``).
-      num_agents: agents per level (1..4); the learner plays agent 0, the others are scripted partners.
+      num_agents: agents per level (1..4).
       mode: "cooperative" (team reward) or "competitive" (first to the goal wins), with several agents.
-      partner, partner_noise: the partners' behaviour (see the module docstring); only with several agents.
+      control: with several agents, "one" (default: the learner plays agent 0, the others are scripted
+        partners) or "all" (the learner moves every agent; needs ``mode="cooperative"``).
+      partner, partner_noise: the partners' behaviour with ``control="one"`` (default "oracle", 0.3; see the
+        module docstring); not allowed with ``control="all"``.
       episodes: inner episodes per trial (the largest adaptation budget), default 5.
     """
 
@@ -114,16 +143,31 @@ class GridLevelTasks(TaskDistribution):
         num_agents: int = 1,
         episodes: int = 5,
         mode: str = "cooperative",
-        partner: str = "oracle",
-        partner_noise: float = 0.3,
+        partner: str | None = None,
+        partner_noise: float | None = None,
+        control: str = "one",
     ):
         self.episodes = positive_int("episodes", episodes, FAMILY)
-        if partner not in PARTNERS:
+        if partner is not None and partner not in PARTNERS:
             raise MetaRLInputError(f"{FAMILY}: parameter partner={partner!r} must be one of {', '.join(PARTNERS)}")
-        if isinstance(partner_noise, bool) or not isinstance(partner_noise, (int, float)) \
-                or not 0.0 <= partner_noise <= 1.0:
+        if partner_noise is not None and (isinstance(partner_noise, bool) or not isinstance(partner_noise, (int, float))
+                                          or not 0.0 <= partner_noise <= 1.0):
             raise MetaRLInputError(f"{FAMILY}: parameter partner_noise={partner_noise!r} must be a number in [0, 1]")
-        self.partner, self.partner_noise = partner, float(partner_noise)
+        if not isinstance(control, str) or control not in CONTROLS:
+            raise MetaRLInputError(f"{FAMILY}: parameter control={control!r} must be one of {', '.join(CONTROLS)}")
+        if control == "all":
+            if isinstance(num_agents, int) and not isinstance(num_agents, bool) and num_agents < 2:
+                raise MetaRLInputError(f"{FAMILY}: parameter control='all' needs num_agents >= 2 (got num_agents="
+                                       f"{num_agents!r}); with one agent use the default control='one'")
+            if mode != "cooperative":
+                raise MetaRLInputError(f"{FAMILY}: parameter control='all' needs mode='cooperative' (the team reward "
+                                       f"is the reward of all agents), got mode={mode!r}")
+            if partner is not None or partner_noise is not None:
+                raise MetaRLInputError(f"{FAMILY}: parameters partner/partner_noise set the scripted partners of "
+                                       f"control='one'; with control='all' the learner moves every agent, drop them")
+        self.control = control
+        self.partner = DEFAULT_PARTNER if partner is None else partner
+        self.partner_noise = DEFAULT_PARTNER_NOISE if partner_noise is None else float(partner_noise)
         self.config = GridLevelsConfig(
             size=size, num_agents=num_agents, mode=mode, view_size=view_size, max_steps=max_steps,
             wall_density=wall_density, num_hazards=num_hazards, use_key=use_key, permute_actions=permute_actions,
@@ -140,8 +184,15 @@ class GridLevelTasks(TaskDistribution):
             hazard_reward=hazard_reward, step_cost=step_cost, num_agents=num_agents, episodes=self.episodes,
         )
         if num_agents > 1:  # single-agent families keep their original parameters (and model cards)
-            params.update(mode=mode, partner=partner, partner_noise=self.partner_noise)
+            params.update(mode=mode, control=control)
+            if control == "one":
+                params.update(partner=self.partner, partner_noise=self.partner_noise)
         super().__init__(**params)
+
+    @property
+    def num_controlled_agents(self) -> int:
+        """How many agents the learner moves per level: ``num_agents`` with ``control="all"``, else 1."""
+        return self.config.num_agents if self.control == "all" else 1
 
     @property
     def horizon(self) -> int:
@@ -159,14 +210,14 @@ class GridLevelTasks(TaskDistribution):
         return core_lib.generate_levels(self.config, _level_seeds(tasks))
 
     def action_spec(self):
-        return _action_spec()
+        return _action_spec(self.config, self.control)
 
     def time_step_spec(self):
-        return trial_time_step_spec(_obs_spec(self.config), self.action_spec())
+        return trial_time_step_spec(_obs_spec(self.config, self.control), self.action_spec())
 
     def _make_env(self, tasks: list[Task], seed: int) -> "GridLevelEnvironment":
         return GridLevelEnvironment(self.config, self.levels(tasks), [t.seed for t in tasks], self.episodes, seed=seed,
-                                    partner=self.partner, partner_noise=self.partner_noise)
+                                    partner=self.partner, partner_noise=self.partner_noise, control=self.control)
 
     def oracle_policy(self, tasks: list[Task]) -> "GridOraclePolicy":
         """Shortest-path policy that knows each level's map (see the module docstring)."""
@@ -193,16 +244,21 @@ class GridLevelEnvironment(TrialEnvironment):
     """Batched trial environment over a numpy :class:`GridLevelsCore` (one ``numpy_function`` per step).
 
     ``levels`` may come from :func:`generate_levels` or :func:`level_from_layout` (hand-made tests).
+    ``control="all"`` moves every agent (``[B, N]`` actions, ``[B, N, V, V, C]`` observations, team reward).
     """
 
     def __init__(self, config: GridLevelsConfig, levels: Levels, task_seeds, episodes: int, seed: int = 0,
-                 partner: str = "oracle", partner_noise: float = 0.3):
+                 partner: str = DEFAULT_PARTNER, partner_noise: float = DEFAULT_PARTNER_NOISE, control: str = "one"):
         self.config = config
+        if control not in CONTROLS or (control == "all" and config.mode != "cooperative"):
+            raise MetaRLInputError(f"{FAMILY}: control={control!r} must be 'one', or 'all' with mode='cooperative' "
+                                   f"(got mode={config.mode!r})")
+        self.control = control
         self._core = GridLevelsCore(config, levels)
         self._partner, self._partner_noise = partner, float(partner_noise)
         self._partner_tables = self._tables(levels)
-        super().__init__(task_seeds, _action_spec(), horizon=config.max_steps, episodes_per_trial=episodes,
-                         seed=seed)
+        super().__init__(task_seeds, _action_spec(config, control), horizon=config.max_steps,
+                         episodes_per_trial=episodes, seed=seed)
         # The level seeds as a task variable: marks set_tasks as supported and records the current tasks.
         self._bind_task_arrays({"level_seed": np.asarray(levels.seeds, np.int64)})
 
@@ -222,9 +278,13 @@ class GridLevelEnvironment(TrialEnvironment):
         self._core.set_levels(levels)
         self._partner_tables = self._tables(levels)
 
+    @property
+    def _has_partners(self) -> bool:
+        return self.config.num_agents > 1 and self.control == "one"
+
     def _tables(self, levels: Levels):
         """Shortest-path tables of the levels for oracle partners (None without partners)."""
-        if self.config.num_agents == 1 or self._partner != "oracle":
+        if not self._has_partners or self._partner != "oracle":
             return None
         return oracle_tables(self.config, levels)[0]
 
@@ -249,18 +309,28 @@ class GridLevelEnvironment(TrialEnvironment):
         return np.where(coin < self._partner_noise, random_move, best)
 
     def _task_observation_spec(self):
-        return _obs_spec(self.config)
+        return _obs_spec(self.config, self.control)
 
     def _obs_shape(self):
-        v = self.config.view_size
-        return [self.batch_size, v, v, core_lib.NUM_CHANNELS]
+        return [self.batch_size] + _obs_spec(self.config, self.control).shape.as_list()
+
+    def _view(self, obs: np.ndarray) -> np.ndarray:
+        """The learner's part of the core's ``[B, N, V, V, C]`` views: all of them, or agent 0's."""
+        return obs if self.control == "all" else obs[:, 0]
 
     def _np_reset(self):
-        return (self._core.reset()[:, 0],)
+        return (self._view(self._core.reset()),)
 
     def _np_step(self, action, uniforms=None):
+        if self.control == "all":
+            acting = self._core.active.copy()
+            obs, reward, _, _ = self._core.step(np.asarray(action, np.int64))
+            # cooperative: every agent active in the step got the same team reward; frozen agents got 0
+            first_acting = np.argmax(acting, axis=1)
+            team = np.where(acting.any(axis=1), reward[np.arange(len(reward)), first_acting], 0.0)
+            return team.astype(np.float32), obs
         actions = np.asarray(action, np.int64)[:, None]
-        if self.config.num_agents > 1:
+        if self._has_partners:
             actions = np.concatenate([actions, self._partner_actions(np.asarray(uniforms))], axis=1)
         obs, reward, _, _ = self._core.step(actions)
         return reward[:, 0].astype(np.float32), obs[:, 0]
@@ -271,7 +341,7 @@ class GridLevelEnvironment(TrialEnvironment):
         return obs
 
     def _transition(self, action, h, counter):
-        partners = [self.uniform(counter, 2 * (self.config.num_agents - 1))] if self.config.num_agents > 1 else []
+        partners = [self.uniform(counter, 2 * (self.config.num_agents - 1))] if self._has_partners else []
         reward, obs = self.numpy_call(self._np_step, [action, *partners], [tf.float32, tf.float32],
                                       name="gridlevels_step")
         reward.set_shape([self.batch_size])
@@ -335,18 +405,33 @@ def oracle_tables(config: GridLevelsConfig, levels: Levels) -> tuple[np.ndarray,
 
 class GridOraclePolicy(tf_policy.TFPolicy):
     """Follows the precomputed shortest path of each row's level; policy state = the dead-reckoned
-    ``(cell, has_key)`` state ``int32 [B]``, reset to the start cell whenever ``new_episode`` is 1."""
+    ``(cell, has_key)`` state ``int32 [B]``, reset to the start cell whenever ``new_episode`` is 1.
+
+    With ``control="all"`` every agent follows its own shortest path from its own start: state and action are
+    ``[B, N]``, and the "has key" bit of every agent is set once any agent has reached the key (in cooperative
+    mode the goal opens for the whole team, as in :meth:`GridLevelsCore.goal_open`)."""
 
     def __init__(self, dist: GridLevelTasks, levels: Levels, name: str = "oracle"):
-        state_spec = tensor_spec.TensorSpec((), tf.int32, name="oracle_state")
+        self._all = dist.control == "all"
+        agents = (dist.config.num_agents,) if self._all else ()
+        state_spec = tensor_spec.TensorSpec(agents, tf.int32, name="oracle_state")
         super().__init__(dist.time_step_spec(), dist.action_spec(), policy_state_spec=state_spec, name=name)
         actions, next_state, start = oracle_tables(dist.config, levels)
+        if self._all:  # every agent's own start state [B, N]
+            s = dist.config.size
+            start = (2 * (levels.starts[..., 0] * s + levels.starts[..., 1])).astype(np.int32)
         self._table = tf.constant(actions)
         self._next = tf.constant(next_state)
         self._start = tf.constant(start)
 
     def _action(self, time_step, policy_state, seed):
         new = time_step.observation[NEW_EPISODE] > 0.5
+        if self._all:
+            new = new[:, None]
         state = tf.where(new, self._start, tf.cast(policy_state, tf.int32))
         action = tf.gather(self._table, state, batch_dims=1)
-        return policy_step.PolicyStep(action, tf.gather(self._next, state, batch_dims=1), ())
+        next_state = tf.gather(self._next, state, batch_dims=1)
+        if self._all:  # one agent on the key opens the goal for the team
+            opened = tf.reduce_any(tf.equal(next_state % 2, 1), axis=1, keepdims=True)
+            next_state = tf.bitwise.bitwise_or(next_state, tf.cast(opened, tf.int32))
+        return policy_step.PolicyStep(action, next_state, ())

@@ -4,6 +4,11 @@ Read top to bottom: config (config.py) -> network (networks/recurrent.py) -> one
 (rollout of one trial per task + GAE + PPO epochs over sequence minibatches, all in one ``tf.function``) ->
 the outer loop (task batches, checkpoints, summaries, NaN guard) -> adapt (no gradient steps).
 
+A distribution whose learner moves several agents at once (``dist.num_controlled_agents > 1``, e.g.
+``games.gridlevels`` with ``control="all"``) gets a :class:`SharedAgentsActorCritic` instead: one network
+shared by the agents, one memory per agent; its outputs have the multi-discrete layout (one categorical per
+agent), so the rest of this file is unchanged.
+
 A trial is one tf-agents episode of the task's trial environment: ``episodes_per_trial`` inner episodes of
 the same task. The recurrent state starts at zero at the trial's first step and is never reset inside it.
 """
@@ -20,6 +25,7 @@ from metarl_apps.core.agent import MetaLearner, TrainResult
 from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.core.training import open_checkpoint, restore_latest, train_loop
 from metarl_apps.networks.recurrent import RecurrentActorCritic
+from metarl_apps.networks.shared_agents import SharedAgentsActorCritic
 
 DEFAULT_POPULATION = 10_000
 
@@ -32,15 +38,23 @@ class RL2(MetaLearner):
 
     def __init__(self, config=None, **overrides):
         super().__init__(config, **overrides)
-        self.net: RecurrentActorCritic | None = None
+        self.net: RecurrentActorCritic | SharedAgentsActorCritic | None = None
         self._optimizer = None
 
     # ------------------------------------------------------------------ build
     def _build(self, dist) -> None:
         c = self.config
         slate = c.slate if c.slate is not None else bool(getattr(dist, "slate_actions", False))
-        self.net = RecurrentActorCritic(dist.observation_spec(), dist.action_spec(), cell=c.cell,
-                                        hidden_size=c.hidden_size, embed_sizes=c.embed_sizes, slate=slate)
+        agents = int(getattr(dist, "num_controlled_agents", 1))
+        if agents > 1:  # several agents: shared parameters, per-agent memory
+            if slate:
+                raise MetaRLInputError(f"RL2: slate=True does not apply to {dist.family!r}, whose learner moves "
+                                       f"{agents} agents (one discrete action each)")
+            self.net = SharedAgentsActorCritic(dist.observation_spec(), dist.action_spec(), agents, cell=c.cell,
+                                               hidden_size=c.hidden_size, embed_sizes=c.embed_sizes)
+        else:
+            self.net = RecurrentActorCritic(dist.observation_spec(), dist.action_spec(), cell=c.cell,
+                                            hidden_size=c.hidden_size, embed_sizes=c.embed_sizes, slate=slate)
         self._optimizer = tf.keras.optimizers.Adam(c.learning_rate)
         self._optimizer.build(self.net.trainable_variables)
         self._return_scale = tf.Variable(1.0, trainable=False, name="return_scale")

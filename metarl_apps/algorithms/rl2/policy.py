@@ -14,11 +14,12 @@ from tf_agents.trajectories import policy_step
 from metarl_apps.algorithms.rl2.losses import action_distribution
 from metarl_apps.core.agent import AdaptedPolicy
 from metarl_apps.networks.recurrent import RecurrentActorCritic
+from metarl_apps.networks.shared_agents import SharedAgentsActorCritic
 
 
 class RL2Policy(AdaptedPolicy):
-    def __init__(self, net: RecurrentActorCritic, time_step_spec, action_spec, *, greedy: bool = False,
-                 adaptation: dict | None = None):
+    def __init__(self, net: RecurrentActorCritic | SharedAgentsActorCritic, time_step_spec, action_spec, *,
+                 greedy: bool = False, adaptation: dict | None = None):
         super().__init__(time_step_spec, action_spec, policy_state_spec=net.state_spec, adaptation=adaptation,
                          name="rl2_policy")
         self._net = net
