@@ -1,5 +1,6 @@
 """Game baselines (``games.*`` families): legal-random, the Bayes-optimal response to biased RPS opponents,
-and a non-adaptive multi-task policy (no memory) trained on the training levels / opponents.
+a non-adaptive multi-task policy (no memory) trained on the training levels / opponents, and per-level
+specialists trained on each held-out level alone.
 
 The gridlevels shortest-path oracle is the family's ``oracle_policy`` (registered baseline ``oracle``).
 
@@ -21,6 +22,10 @@ The gridlevels shortest-path oracle is the family's ``oracle_policy`` (registere
   distribution on every level), trained by REINFORCE (return-to-go within the inner episode, per-step batch
   mean as baseline, entropy bonus) on the first inner episode of trials on training tasks, action masks
   respected. It is what a standard multi-task RL agent without adaptation reaches.
+* :class:`SpecialistBaseline` (``specialist``) — per held-out task, the same kind of memoryless policy trained
+  by REINFORCE on **that task alone** (many trials of it, in an environment seeded apart from the
+  evaluation's), then acting greedily: a ceiling for what a learner could reach on the level with unlimited
+  experience of it. All specialists of a chunk train at once as one network with stacked per-task weights.
 """
 
 from __future__ import annotations
@@ -28,9 +33,11 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 from tf_agents.policies import tf_policy
+from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import policy_step
 
 from metarl_apps.baselines.base import ConfiguredBaseline, StatefulPolicy, check_int, check_number, random_choice
+from metarl_apps.core import rng
 from metarl_apps.core.agent import Baseline, is_first
 from metarl_apps.core.env import OBS, PREV_ACTION, PREV_REWARD
 from metarl_apps.core.errors import MetaRLInputError
@@ -123,6 +130,13 @@ def _features(observation) -> tf.Tensor:
     return tf.concat([tf.reshape(tf.cast(x, tf.float32), tf.stack([b, -1])) for x in leaves], axis=-1)
 
 
+def _check_hidden(owner: str, hidden) -> tuple[int, ...]:
+    if not isinstance(hidden, (list, tuple)) or not all(
+            isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h >= 1 for h in hidden):
+        raise MetaRLInputError(f"{owner}: config hidden={hidden!r} must be a list of positive layer sizes")
+    return tuple(int(h) for h in hidden)
+
+
 class FeedForwardPolicy(tf_policy.TFPolicy):
     """``pi(a | obs)`` from a Keras MLP of logits, masked; samples (or argmax with ``greedy``)."""
 
@@ -162,11 +176,7 @@ class NonAdaptiveBaseline(ConfiguredBaseline):
 
     def _validate(self) -> None:
         name = type(self).__name__
-        hidden = self.config["hidden"]
-        if not isinstance(hidden, (list, tuple)) or not all(
-                isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h >= 1 for h in hidden):
-            raise MetaRLInputError(f"{name}: config hidden={hidden!r} must be a list of positive layer sizes")
-        self.config["hidden"] = tuple(int(h) for h in hidden)
+        self.config["hidden"] = _check_hidden(name, self.config["hidden"])
         self.config["iterations"] = check_int(name, "iterations", self.config["iterations"])
         self.config["tasks_per_iteration"] = check_int(name, "tasks_per_iteration", self.config["tasks_per_iteration"])
         self.config["learning_rate"] = check_number(name, "learning_rate", self.config["learning_rate"], 0.0,
@@ -231,3 +241,196 @@ class NonAdaptiveBaseline(ConfiguredBaseline):
                                    "(give the scenario tasks.train > 0)")
         return FeedForwardPolicy(dist, self._model, greedy=self.config["greedy"], seed=seed)
 
+
+# ================================================================== per-level specialist
+#: Added to the policy seed to get the seed of the specialists' training environment, so they do not train on
+#: the evaluation's own random draws (make_policy is not told the evaluation's env seed; scenario ``env_seed``s
+#: are small integers, and any below 2**31 cannot collide).
+TRAIN_ENV_SEED_OFFSET = 1 << 31
+
+
+def _row_glorot(keys: tf.Tensor, layer: int, fan_in: int, fan_out: int) -> tf.Tensor:
+    """``[B, fan_in, fan_out]`` Glorot-uniform kernels; row ``i`` is a function of ``keys[i]`` (and ``layer``)."""
+    limit = float(np.sqrt(6.0 / (fan_in + fan_out)))
+    u = rng.row_uniform(keys, layer, fan_in * fan_out)
+    return tf.reshape((2.0 * u - 1.0) * limit, [-1, fan_in, fan_out])
+
+
+def _sample(logits: tf.Tensor, uniform: tf.Tensor) -> tf.Tensor:
+    """``[N]`` int32 draws from ``softmax(logits)`` ``[N, A]`` by Gumbel-max on ``uniform`` ``[N, A]`` draws."""
+    u = tf.clip_by_value(uniform, 1e-7, 1.0 - 1e-7)
+    return tf.argmax(logits - tf.math.log(-tf.math.log(u)), axis=-1, output_type=tf.int32)
+
+
+def _discounted_returns(rewards: tf.Tensor, discount: float) -> tf.Tensor:
+    """``[T, N]`` discounted return-to-go ``G[t] = r[t] + discount * G[t + 1]`` of rewards ``[T, N]``."""
+    return tf.scan(lambda g, r: r + discount * g, rewards, initializer=tf.zeros_like(rewards[0]), reverse=True)
+
+
+class StackedMLP(tf.Module):
+    """``B`` independent MLPs (tanh hidden layers, linear logits) as one model with stacked weights.
+
+    Kernels are ``[B, in, out]`` and biases ``[B, out]``. ``__call__(x)`` takes ``x`` ``[N, D]`` with
+    ``N = K * B`` rows ordered task-minor (row ``k * B + i`` belongs to network ``i``) and returns ``[N, A]``:
+    one batched matmul per layer, and row ``k * B + i`` depends on (and back-propagates into) network ``i``
+    only. Hidden kernels are Glorot-uniform drawn from ``keys[i]`` alone (so network ``i`` starts the same in
+    any batch); the last layer starts at zero (uniform policy); biases at zero.
+    """
+
+    def __init__(self, keys: np.ndarray, in_size: int, hidden: tuple[int, ...], out_size: int):
+        super().__init__(name="specialists")
+        keys = tf.constant(np.asarray(keys, np.uint64), tf.uint64)
+        self.num_nets, self.in_size = int(keys.shape[0]), int(in_size)
+        sizes = (in_size, *hidden, out_size)
+        self.kernels, self.biases = [], []
+        for layer, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            last = layer == len(hidden)
+            init = tf.zeros([self.num_nets, n_in, n_out]) if last else _row_glorot(keys, layer, n_in, n_out)
+            self.kernels.append(tf.Variable(init, name=f"kernel_{layer}"))
+            self.biases.append(tf.Variable(tf.zeros([self.num_nets, n_out]), name=f"bias_{layer}"))
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        n = tf.shape(x)[0]
+        h = tf.reshape(x, [-1, self.num_nets, self.in_size])  # [K, B, D]
+        for layer, (w, b) in enumerate(zip(self.kernels, self.biases, strict=True)):
+            h = tf.einsum("kbi,bio->kbo", h, w) + b[None]
+            if layer < len(self.kernels) - 1:
+                h = tf.tanh(h)
+        return tf.reshape(h, tf.stack([n, -1]))
+
+
+class SpecialistPolicy(StatefulPolicy):
+    """Row ``i`` acts with specialist ``i`` of a :class:`StackedMLP`: argmax of the masked logits (``greedy``)
+    or a sample keyed by (row key, step), so a row's actions do not depend on the other rows."""
+
+    def __init__(self, dist: TaskDistribution, net: StackedMLP, keys: np.ndarray, greedy: bool, seed: int):
+        super().__init__(dist, seed, {}, name="specialist")
+        self._net, self._greedy = net, bool(greedy)
+        self._n = _num_actions(dist)
+        self._keys = tf.constant(np.asarray(keys, np.uint64), tf.uint64)  # [B] sampling keys
+
+    def logits(self, observation) -> tf.Tensor:
+        """``[B, A]`` logits, illegal actions at -1e9."""
+        x = _features(observation)
+        return tf.where(_mask(observation, tf.shape(x)[0], self._n), self._net(x), -1e9)
+
+    def _action(self, time_step, policy_state, seed):
+        logits = self.logits(time_step.observation)
+        if self._greedy:
+            action = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        else:
+            action = _sample(logits, rng.row_uniform(self._keys, policy_state["step"], self._n))
+        return policy_step.PolicyStep(action, self._next_state(policy_state, {}), ())
+
+
+class SpecialistBaseline(ConfiguredBaseline):
+    """A per-level specialist: for each held-out task, a policy trained on that task alone (a ceiling).
+
+    ``make_policy(dist, tasks, seed)`` trains ``len(tasks)`` specialists at once — one :class:`StackedMLP`,
+    row ``i`` = specialist of ``tasks[i]`` — then returns a :class:`SpecialistPolicy` acting with them. So it
+    needs no ``fit`` on the training tasks; its cost is paid at evaluation, per chunk of held-out tasks.
+
+    Training: a memoryless feed-forward ``pi_i(a | obs)`` on the current observation features (the same
+    inputs as ``non_adaptive``; no previous action/reward, no memory), illegal actions masked. Each iteration
+    (one ``tf.function``) starts a new trial in an environment of ``rollouts_per_task`` copies of every task,
+    built with env seed ``seed + TRAIN_ENV_SEED_OFFSET`` (not the evaluation's draws, for any evaluation
+    ``env_seed`` below 2**31), plays its first inner episode (``horizon`` steps) with sampled actions, and
+    takes one Adam step of REINFORCE with entropy bonus: discounted return-to-go within the episode,
+    baseline = the mean over the task's copies at the same step, advantages divided by their per-task RMS.
+    The loss is a sum of per-task losses and Adam is elementwise, and initialisation and action sampling are
+    keyed by ``(seed, task seed)``, so specialist ``i`` depends only on ``tasks[i]`` (and ``seed``): it is
+    the same specialist alone or in any batch, up to float rounding of the batched kernels. Copies of a task
+    share the environment's random draws within an iteration (the env keys randomness by task), which pairs
+    their comparison; every iteration is a fresh trial.
+
+    Config (defaults): ``hidden`` (64,) tanh layer sizes; ``iterations`` 300; ``rollouts_per_task`` 8
+    (>= 2: the baseline needs copies to compare); ``learning_rate`` 0.01; ``entropy_coef`` 0.01;
+    ``discount`` 0.95 (training only; the evaluation is undiscounted); ``greedy`` true (act by argmax at
+    evaluation: the converged specialist; false samples from it). The discount matters for ``greedy``: with
+    no step cost, undiscounted returns do not penalise a wasted move, so a specialist may keep e.g. 0.57 on
+    bumping into a wall at the start cell — harmless when sampling, a dead loop when acting by argmax
+    (measured on 5x5 gridlevels: greedy 1.69 of 2 with discount 1, 2.0 with 0.9).
+
+    Cost: ``iterations * horizon`` steps of an environment of ``rollouts_per_task * len(tasks)`` rows; the
+    PettingZoo families step one Python game per row, so they dominate (rps, 64 tasks, 200 iterations:
+    ~4.5 min on this shared machine, 85 % of it in the games).
+
+    Memory: it stores one episode of features, ``horizon * rollouts_per_task * len(tasks) * D`` floats, plus
+    ``len(tasks)`` networks with Adam slots; pass smaller chunks of held-out tasks for large inputs (pong).
+    """
+
+    families = GAME_FAMILIES
+    needs_fit = False
+    defaults = {"hidden": (64,), "iterations": 300, "rollouts_per_task": 8, "learning_rate": 1e-2,
+                "entropy_coef": 0.01, "discount": 0.95, "greedy": True}
+
+    def _validate(self) -> None:
+        name = type(self).__name__
+        self.config["hidden"] = _check_hidden(name, self.config["hidden"])
+        self.config["iterations"] = check_int(name, "iterations", self.config["iterations"])
+        self.config["rollouts_per_task"] = check_int(name, "rollouts_per_task", self.config["rollouts_per_task"],
+                                                     low=2)
+        self.config["learning_rate"] = check_number(name, "learning_rate", self.config["learning_rate"], 0.0,
+                                                    low_open=True)
+        self.config["entropy_coef"] = check_number(name, "entropy_coef", self.config["entropy_coef"], 0.0)
+        self.config["discount"] = check_number(name, "discount", self.config["discount"], 0.0, 1.0)
+        if not isinstance(self.config["greedy"], bool):
+            raise MetaRLInputError(f"{name}: config greedy={self.config['greedy']!r} must be true or false")
+        self.train_returns: list[float] = []
+
+    def train(self, dist: TaskDistribution, tasks: list[Task], seed: int) -> StackedMLP:
+        """Train one specialist per task (row ``i`` of the returned network is ``tasks[i]``'s).
+
+        Records ``self.train_returns``: per iteration, the mean over tasks and copies of the episode return.
+        """
+        cfg = self.config
+        n_act, b, k, horizon = _num_actions(dist), len(tasks), cfg["rollouts_per_task"], dist.horizon
+        zeros = tensor_spec.zero_spec_nest(dist.time_step_spec().observation, outer_dims=[1])
+        net = StackedMLP([rng.task_key("specialist-init", seed, t.seed) for t in tasks],
+                         int(_features(zeros).shape[-1]), cfg["hidden"], n_act)
+        sample_keys = tf.constant(np.asarray([rng.task_key("specialist-sample", seed, t.seed, c)
+                                              for c in range(k) for t in tasks], np.uint64))
+        env = dist.make_env([t for _ in range(k) for t in tasks], seed=seed + TRAIN_ENV_SEED_OFFSET)
+        optimizer = tf.keras.optimizers.Adam(cfg["learning_rate"])
+        n = k * b
+
+        @tf.function(autograph=False)
+        def train_step(iteration):
+            time_step = env.reset()
+            arrays = [tf.TensorArray(dtype, size=horizon) for dtype in (tf.float32, tf.bool, tf.int32, tf.float32)]
+
+            def body(t, time_step, feats, masks, actions, rewards):
+                obs = time_step.observation
+                x = _features(obs)
+                mask = _mask(obs, n, n_act)
+                u = rng.row_uniform(sample_keys, iteration * horizon + tf.cast(t, tf.int64), n_act)
+                action = _sample(tf.where(mask, net(x), -1e9), u)
+                next_step = env.step(action)
+                return (t + 1, next_step, feats.write(t, x), masks.write(t, mask), actions.write(t, action),
+                        rewards.write(t, next_step.reward))
+
+            out = tf.while_loop(lambda t, *_: t < horizon, body, (tf.constant(0), time_step, *arrays),
+                                parallel_iterations=1)
+            x, mask, actions, rewards = (a.stack() for a in out[2:])  # [H, N, ...]
+            returns = tf.reshape(_discounted_returns(rewards, cfg["discount"]), [horizon, k, b])
+            adv = returns - tf.reduce_mean(returns, axis=1, keepdims=True)  # baseline: mean over the copies
+            adv = adv / (tf.sqrt(tf.reduce_mean(tf.square(adv), axis=[0, 1], keepdims=True)) + 1e-6)
+            adv = tf.reshape(adv, [horizon, n])
+            with tf.GradientTape() as tape:
+                logits = tf.reshape(net(tf.reshape(x, [horizon * n, -1])), [horizon, n, n_act])
+                logp = tf.nn.log_softmax(tf.where(mask, logits, -1e9))
+                chosen = tf.gather(logp, actions, batch_dims=2)  # [H, N]
+                entropy = -tf.reduce_sum(tf.where(mask, tf.exp(logp) * logp, 0.0), -1)
+                per_row = -chosen * adv - cfg["entropy_coef"] * entropy
+                loss = tf.reduce_sum(tf.reduce_mean(tf.reshape(per_row, [horizon * k, b]), 0))  # sum of per-task
+            variables = net.trainable_variables
+            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+            return tf.reduce_mean(tf.reduce_sum(rewards, 0))
+
+        self.train_returns = [float(train_step(tf.constant(it, tf.int64))) for it in range(cfg["iterations"])]
+        return net
+
+    def _make_policy(self, dist: TaskDistribution, tasks: list[Task], seed: int) -> tf_policy.TFPolicy:
+        net = self.train(dist, tasks, seed)
+        keys = [rng.task_key("specialist-act", seed, t.seed) for t in tasks]
+        return SpecialistPolicy(dist, net, keys, greedy=self.config["greedy"], seed=seed)

@@ -148,6 +148,7 @@ BASELINES = Registry(
         "random_legal": "metarl_apps.baselines.games:LegalRandomBaseline",
         "rps_bayes": "metarl_apps.baselines.games:RPSBayesBaseline",
         "non_adaptive": "metarl_apps.baselines.games:NonAdaptiveBaseline",
+        "specialist": "metarl_apps.baselines.games:SpecialistBaseline",
     },
 )
 

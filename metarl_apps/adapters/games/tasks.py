@@ -234,9 +234,10 @@ class GridLevelTasks(TaskDistribution):
         return core_lib.render_rgb(core, 0, self.cell_px)
 
     @staticmethod
-    def agent_position(env: "GridLevelEnvironment") -> tuple[int, int]:
-        """``(row, col)`` of the agent of batch row 0 of ``env``."""
-        r, c = env.core.pos[0, 0]
+    def agent_position(env: "GridLevelEnvironment", after_step: bool = False) -> tuple[int, int]:
+        """``(row, col)`` of agent 0 of batch row 0 of ``env`` now, or (``after_step``) where the last step
+        left it — before the next inner episode's reset, which the same ``env.step`` may have done."""
+        r, c = env.stepped_pos[0] if after_step and env.stepped_pos is not None else env.core.pos[0, 0]
         return int(r), int(c)
 
 
@@ -318,10 +319,18 @@ class GridLevelEnvironment(TrialEnvironment):
         """The learner's part of the core's ``[B, N, V, V, C]`` views: all of them, or agent 0's."""
         return obs if self.control == "all" else obs[:, 0]
 
+    #: agent 0's cell in every row after the last step (None before the first step)
+    stepped_pos: np.ndarray | None = None
+
     def _np_reset(self):
         return (self._view(self._core.reset()),)
 
     def _np_step(self, action, uniforms=None):
+        out = self._np_transition(action, uniforms)
+        self.stepped_pos = self._core.pos[:, 0].copy()  # agent 0 after the step, before any reset (pictures)
+        return out
+
+    def _np_transition(self, action, uniforms=None):
         if self.control == "all":
             acting = self._core.active.copy()
             obs, reward, _, _ = self._core.step(np.asarray(action, np.int64))

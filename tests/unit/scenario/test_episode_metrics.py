@@ -46,3 +46,21 @@ def test_no_episode_rows_for_pulls(tmp_path):
     result = run_scenario(scenario, tmp_path / "out", progress=False, log=lambda _: None).results
     assert "episode_rows" not in result and "success_rows" not in result
     assert np.isfinite([r["mean"] for r in result["rows"]]).all()
+
+
+def test_filmstrip_follows_the_agent_to_the_goal_in_every_episode(tmp_path):
+    from metarl_apps.adapters.games.tasks import GridLevelTasks
+    from metarl_apps.evaluation import filmstrip
+
+    dist = GridLevelTasks(size=6, max_steps=20, num_hazards=0, use_key=False, episodes=3)
+    task = dist.sample(1, split="test", seed=4)[0]
+    assert filmstrip.supports_filmstrip(dist)
+    paths, returns = filmstrip.episode_paths(dist.oracle_policy([task]), dist, task, 3)
+    goal = tuple(int(x) for x in dist.levels([task]).goal[0])
+    start = tuple(int(x) for x in dist.levels([task]).starts[0, 0])
+    assert len(paths) == 3 and all(len(p) == dist.horizon + 1 for p in paths)
+    # each episode starts at the start cell and ends on the goal (not at the next episode's start)
+    assert all(p[0] == start and p[-1] == goal for p in paths)
+    assert returns == [1.0, 1.0, 1.0]
+    png = filmstrip.write_filmstrip(tmp_path / "f.png", dist.render_level(task), paths, returns, dist.cell_px, "t")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
