@@ -3,8 +3,9 @@
 :func:`episode_paths` runs a policy for one trial on one task, step by step in eager mode (a picture, not a hot
 path), and asks the task family where the agent is after every step; :func:`write_filmstrip` draws one panel per
 inner episode — the level with the agent's path over it — side by side in a PNG. Families opt in by
-implementing ``render_level(task) -> uint8 [H, W, 3]`` (a picture of the level), ``agent_position(env, after_step) ->
-(row, col)`` of row 0 of a batch-1 environment (now, or where the last step left it before any reset), and ``cell_px`` (pixels per grid cell of ``render_level``).
+implementing ``render_level(task) -> uint8 [H, W, 3]`` (a picture of the level),
+``agent_position(env, after_step) -> (row, col)`` of row 0 of a batch-1 environment (now, or where the last
+step left it before any reset), and ``cell_px`` (pixels per grid cell of ``render_level``).
 """
 
 from __future__ import annotations

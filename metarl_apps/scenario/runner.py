@@ -337,6 +337,9 @@ def run_scenario(
             results["success_rows"] = [
                 row for c in episode_curves.values()
                 for row in Curve(c.agent, c.budgets, (c.values > threshold).astype(np.float64)).rows()]
+    filmstrips = _write_filmstrips(dist, scenario, test_tasks, learners, out, log)
+    if filmstrips:
+        results["filmstrips"] = filmstrips
     references = getattr(dist, "reference_values", None)
     if callable(references):
         results["references"] = references()
@@ -348,25 +351,27 @@ def run_scenario(
     plot_adaptation_curves(results, out / "adaptation.png")
     if regret_rows:
         plot_adaptation_curves(results, out / "regret.png", rows_key="regret_rows", ylabel="regret to the oracle")
-    _write_filmstrips(dist, scenario, test_tasks, learners, out, log)
     for c in checks:
         log("  " + describe_check(c))
     return RunResult(results, reported, out, learners)
 
 
-def _write_filmstrips(dist, scenario, test_tasks, learners: dict, out: Path, log) -> None:
-    """For families that can draw a level: each learner on the first held-out level, one panel per episode."""
+def _write_filmstrips(dist, scenario, test_tasks, learners: dict, out: Path, log) -> list[str]:
+    """For families that can draw a level: each learner on the first held-out level, one panel per episode.
+    Returns the PNG file names (in ``out``)."""
     from metarl_apps.evaluation import filmstrip
 
     if not filmstrip.supports_filmstrip(dist) or not test_tasks:
-        return
-    task, episodes = test_tasks[0], max(scenario.budgets)
+        return []
+    task, episodes, names = test_tasks[0], max(scenario.budgets), []
     for name, (agent, _) in learners.items():
         policy = agent.policy_for(dist, [task], seed=0, budget=episodes)
         paths, returns = filmstrip.episode_paths(policy, dist, task, episodes, env_seed=scenario.env_seed)
         path = filmstrip.write_filmstrip(out / f"filmstrip_{name}.png", dist.render_level(task), paths, returns,
                                          dist.cell_px, f"{name} on held-out level {task.task_id}")
         log(f"  wrote {path}")
+        names.append(path.name)
+    return names
 
 
 def per_task_values(curves: dict[str, Curve]) -> dict[tuple[str, int], np.ndarray]:
@@ -422,13 +427,15 @@ def render_report(results: dict) -> str:
                   ""] + _table(multi, budgets, lambda r: f"{r['mean']:.3f} ± {r['ci95_seeds']:.3f} "
                                f"({', '.join(f'{m:.3f}' for m in r['seed_means'])})")
     if results.get("regret_rows"):
-        lines += ["", "Regret to the oracle (paired per task; lower is better):", ""] + _table(results["regret_rows"],
-                                                                                             budgets)
+        lines += ["", "Regret to the oracle (paired per task; lower is better; plot: [regret.png](regret.png)):",
+                  ""] + _table(results["regret_rows"], budgets)
     if results.get("episode_rows"):
         lines += ["", "Return of inner episode K alone (mean ± 95% CI):", ""] + _table(results["episode_rows"], budgets)
     if results.get("success_rows"):
         lines += ["", f"Success rate in inner episode K (return > {results['success_threshold']:g}; mean ± 95% CI):",
                   ""] + _table(results["success_rows"], budgets)
+    for name in results.get("filmstrips", []):
+        lines += ["", f"![{name}]({name})"]
     if results.get("references"):
         lines += ["", "Reference values: " + ", ".join(f"{k} = {v:.4f}" for k, v in results["references"].items())]
     if results["expectations"]:
