@@ -13,6 +13,20 @@ scale PettingZoo's (100, -10) so that a full rally is worth 1, like the other fa
 
 Actions ``Discrete(3)``: 0 stay, 1 up, 2 down (PettingZoo's). No action mask (all moves are legal).
 
+``control="all"``: the learner moves **both** paddles (no scripted partner), one network shared by the
+paddles with one memory each (RL² picks :class:`~metarl_apps.networks.shared_agents.SharedAgentsActorCritic`;
+``num_controlled_agents = 2``). One step = one frame: both paddles move (action ``int32 [2]``: ``[paddle_0,
+paddle_1]``), then the ball; a rally lasts ``max_cycles`` steps at most. Observation ``[2, 280/pool, 480/pool,
+2]``: row ``j`` is paddle ``j``'s view of the same screen, **mirrored left-right for** ``paddle_1`` so that each
+paddle sees itself on the left (the shared network gets no agent index; without the mirror both paddles would
+see identical inputs). Action mask ``[2, 3]`` (all ones while the rally lasts). Reward: the shared reward,
+counted once (the generic adapter's ``team_reward="mean"``): the number PettingZoo gives each paddle for the
+frame, not twice it, so returns are on the same scale as with ``control="one"``. A level is the same game as
+with ``control="one"`` (same seed, same speeds, bounce randomness and paddle shape); its parameters then omit
+the partner's ``opponent_lag``, ``opponent_noise`` and the ``learner`` seat, and ``learner``,
+``max_opponent_lag`` and ``max_opponent_noise`` must not be given. ``params`` records ``control`` only when
+it is ``"all"``.
+
 Observation: not the stock ``[280, 480, 3]`` screen but a downsampled copy of it, made by the PettingZoo
 wrapper :class:`PooledPong` (also usable on its own: :func:`env`): the screen's grey level (the game is
 black and white, so one colour channel is the grey level) averaged over ``pool x pool`` pixel blocks, in
@@ -52,6 +66,7 @@ from pettingzoo.butterfly import cooperative_pong_v6  # noqa: E402
 from pettingzoo.utils.wrappers import BaseWrapper  # noqa: E402
 
 from metarl_apps.adapters.games.pettingzoo_tasks import (  # noqa: E402
+    CONTROLS,
     GameSpec,
     PettingZooTasks,
     check_float,
@@ -170,6 +185,12 @@ def _encode(observation: Any) -> np.ndarray:
     return np.asarray(observation, np.float32)
 
 
+def _encode_agent(agent: str, observation: Any) -> np.ndarray:
+    """``control="all"``: the screen as ``agent`` sees it, its own paddle on the left (``paddle_1`` mirrored)."""
+    screen = np.asarray(observation, np.float32)
+    return screen if agent == AGENTS[0] else np.ascontiguousarray(screen[:, ::-1])
+
+
 def check_range(name: str, value: Any, low: float, high: float) -> tuple[float, float]:
     """A fixed number or a ``[lo, hi]`` pair with ``low < lo <= hi <= high``, as ``(lo, hi)``."""
     pair = value if isinstance(value, (list, tuple)) else (value, value)
@@ -192,28 +213,45 @@ class CooperativePongTasks(PettingZooTasks):
       max_cycles: frames per rally (PettingZoo's ``max_cycles``; the inner-episode horizon), default 100
         (from the centre the ball needs ~25-90 frames to reach a paddle).
       episodes: rallies per trial, default 3.
-      learner: ``"paddle_0"`` (left, default), ``"paddle_1"`` (right) or ``"random"`` (per level).
+      control: ``"one"`` (default: the learner moves one paddle, a scripted partner the other) or ``"all"``
+        (the learner moves both paddles; see the module docstring).
+      learner: ``"paddle_0"`` (left, default), ``"paddle_1"`` (right) or ``"random"`` (per level);
+        ``control="one"`` only.
       ball_speed: ball speed in pixels per frame, a number or a ``[low, high]`` range drawn per level, within
         ``(0, 10]``; default ``[6, 10]``.
       left_paddle_speed, right_paddle_speed: paddle speeds (pixels per move), number or range within
         ``(0, 50]``; default ``[6, 16]`` each.
       bounce_randomness_prob: probability that a level has PettingZoo's ``bounce_randomness``, default 0.5.
       cake_paddle_prob: probability that a level's right paddle is PettingZoo's tiered cake, default 0.5.
-      max_opponent_lag: the partner's reaction lag (frames) is drawn from ``0..max_opponent_lag``, default 3.
+      max_opponent_lag: the partner's reaction lag (frames) is drawn from ``0..max_opponent_lag``, default 3;
+        ``control="one"`` only.
       max_opponent_noise: the partner's random-move probability is drawn from ``U[0, max_opponent_noise]``,
-        default 0.2.
+        default 0.2; ``control="one"`` only.
       max_reward, off_screen_penalty: PettingZoo's reward parameters, default 1.0 and -1.0.
       pool: downsampling block size (one of ``POOLS``), default 20 (observation ``[14, 24, 2]``).
     """
 
     family = FAMILY
 
-    def __init__(self, max_cycles: int = 100, episodes: int = 3, learner: str = "paddle_0",
+    def __init__(self, max_cycles: int = 100, episodes: int = 3, learner: str | None = None,
                  ball_speed: Any = (6.0, 10.0), left_paddle_speed: Any = (6.0, 16.0),
                  right_paddle_speed: Any = (6.0, 16.0), bounce_randomness_prob: float = 0.5,
-                 cake_paddle_prob: float = 0.5, max_opponent_lag: int = 3, max_opponent_noise: float = 0.2,
-                 max_reward: float = 1.0, off_screen_penalty: float = -1.0, pool: int = 20):
+                 cake_paddle_prob: float = 0.5, max_opponent_lag: int | None = None,
+                 max_opponent_noise: float | None = None, max_reward: float = 1.0, off_screen_penalty: float = -1.0,
+                 pool: int = 20, control: str = "one"):
         max_cycles = positive_int("max_cycles", max_cycles, FAMILY)
+        if not isinstance(control, str) or control not in CONTROLS:
+            raise MetaRLInputError(f"{FAMILY}: parameter control={control!r} must be one of {', '.join(CONTROLS)}")
+        self.control = control
+        partner_args = {"learner": learner, "max_opponent_lag": max_opponent_lag,
+                        "max_opponent_noise": max_opponent_noise}
+        given = [k for k, v in partner_args.items() if v is not None]
+        if control == "all" and given:
+            raise MetaRLInputError(f"{FAMILY}: parameter {given[0]}={partner_args[given[0]]!r} applies to "
+                                   f"control='one' only; with control='all' the learner moves both paddles, drop it")
+        learner = "paddle_0" if learner is None else learner
+        max_opponent_lag = 3 if max_opponent_lag is None else max_opponent_lag
+        max_opponent_noise = 0.2 if max_opponent_noise is None else max_opponent_noise
         if not isinstance(learner, str) or learner not in LEARNERS:
             raise MetaRLInputError(f"{FAMILY}: parameter learner={learner!r} must be one of {', '.join(LEARNERS)}")
         self.learner = learner
@@ -251,17 +289,24 @@ class CooperativePongTasks(PettingZooTasks):
             obs_shape=(SCREEN_HEIGHT // self.pool, SCREEN_WIDTH // self.pool, 2),
             num_actions=NUM_ACTIONS,
             horizon=max_cycles,
+            agents=AGENTS,
+            encode_agent=_encode_agent,
+            team_reward="mean",  # PettingZoo gives both paddles the same reward: count it once
         )
-        super().__init__(spec, episodes, max_cycles=max_cycles, learner=self.learner,
-                         **{k: list(v) for k, v in self.ranges.items()}, bounce_randomness_prob=self.bounce_p,
-                         cake_paddle_prob=self.cake_p, max_opponent_lag=self.max_lag,
-                         max_opponent_noise=self.max_noise, max_reward=self.max_reward,
-                         off_screen_penalty=self.penalty, pool=self.pool)
+        one = control == "one"
+        params = {"max_cycles": max_cycles, **({"learner": self.learner} if one else {}),
+                  **{k: list(v) for k, v in self.ranges.items()}, "bounce_randomness_prob": self.bounce_p,
+                  "cake_paddle_prob": self.cake_p,
+                  **({"max_opponent_lag": self.max_lag, "max_opponent_noise": self.max_noise} if one else {}),
+                  "max_reward": self.max_reward, "off_screen_penalty": self.penalty, "pool": self.pool}
+        super().__init__(spec, episodes, control=control, **params)
 
     def _opponent_params(self, rng: np.random.Generator) -> dict:
         params = {k: float(rng.uniform(lo, hi)) for k, (lo, hi) in self.ranges.items()}
         params["bounce_randomness"] = bool(rng.random() < self.bounce_p)
         params["cake_paddle"] = bool(rng.random() < self.cake_p)
+        if self.control == "all":  # no partner, no seat; the level above is drawn as with control="one"
+            return params
         params["opponent_lag"] = int(rng.integers(self.max_lag + 1))
         params["opponent_noise"] = float(rng.uniform(0.0, self.max_noise))
         params["learner"] = AGENTS[int(rng.integers(2))] if self.learner == "random" else self.learner
