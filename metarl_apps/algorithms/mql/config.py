@@ -7,6 +7,9 @@ import dataclasses
 from metarl_apps.core.errors import MetaRLInputError
 
 
+SCORING = ("in_context", "offline")
+
+
 @dataclasses.dataclass(frozen=True)
 class MQLConfig:
     """Hyper-parameters of meta-Q-learning (Fakoor et al., ICLR 2020) for discrete actions and slates.
@@ -45,6 +48,14 @@ class MQLConfig:
       meta_trials: meta-training trials drawn from the replay for reweighting.
       adapt_env_seed: environment seed of the interactions ``adapt(tasks, budget)`` collects (distinct from
         evaluation seeds, so adaptation never sees the evaluation's draws).
+    Scoring (what the scenario runner evaluates, ``policy_for``):
+      scoring: ``"in_context"`` (default): the meta-trained greedy context policy adapts online inside the
+        scored trial (every interaction counts). ``"offline"``: before the scored trial, ``logged_interactions``
+        steps of each held-out task are logged by the baseline ``logging_policy`` (on environment seed
+        ``adapt_env_seed``, never the evaluation's), the learner adapts on them with ``adapt_offline`` (no live
+        interaction of its own), and the adapted policy plays the scored trial from its first step.
+      logging_policy: a registered baseline that needs no fitting (e.g. ``random``, ``random_slate``).
+      logged_interactions: logged steps per task (at most one trial).
     Bookkeeping:
       checkpoint_every, log_every: iterations between checkpoints / TensorBoard summaries.
     """
@@ -80,6 +91,9 @@ class MQLConfig:
     max_weight: float = 10.0
     meta_trials: int = 32
     adapt_env_seed: int = 7919
+    scoring: str = "in_context"
+    logging_policy: str = "random"
+    logged_interactions: int = 50
     checkpoint_every: int = 50
     log_every: int = 10
 
@@ -100,7 +114,7 @@ class MQLConfig:
             fail("embed_sizes", "must be a list of positive integers")
         for f in ("hidden_size", "tasks_per_iteration", "max_train_tasks", "trials_per_task", "batch_size",
                   "updates_per_iteration", "n_step", "target_update_period", "adapt_steps", "propensity_steps",
-                  "meta_trials", "checkpoint_every", "log_every"):
+                  "meta_trials", "checkpoint_every", "log_every", "logged_interactions"):
             v = getattr(self, f)
             if not is_int(v) or v < 1:
                 fail(f, "must be a positive integer")
@@ -129,6 +143,10 @@ class MQLConfig:
             fail("huber_delta", "must be a positive number, or null for the squared TD error")
         if not isinstance(self.double_q, bool):
             fail("double_q", "must be true or false")
+        if self.scoring not in SCORING:
+            fail("scoring", f"must be one of {', '.join(SCORING)}")
+        if not isinstance(self.logging_policy, str) or not self.logging_policy:
+            fail("logging_policy", "must be the name of a registered baseline (e.g. random, random_slate)")
         if self.slate is not None and not isinstance(self.slate, bool):
             fail("slate", "must be true, false or null (ask the task family)")
 

@@ -247,16 +247,39 @@ class MQL(MetaLearner):
                          adaptation={"algorithm": "mql", "budget": 0, "mode": "in-context"})
 
     def policy_for(self, dist: TaskDistribution, tasks: Sequence[Task], seed: int = 0, budget: int = 1):
-        """The evaluator's entry point: the meta-trained context policy, adapting in context over the scored
-        trial (gradient adaptation would need unscored interactions first; use ``adapt`` for it)."""
+        """The evaluator's entry point (``config.scoring``): ``in_context`` — the meta-trained context policy,
+        adapting in context over the scored trial; ``offline`` — adapted by :meth:`adapt_offline` on
+        ``logged_interactions`` steps per task logged beforehand by ``logging_policy`` (unscored, on
+        ``adapt_env_seed``), then playing the scored trial."""
         self._require_trained()
-        check_tasks(dist, tasks)
+        tasks = check_tasks(dist, tasks)
+        if self.config.scoring == "offline":
+            return self.adapt_offline(dist, tasks, self.log_interactions(dist, tasks, seed))
         return self.meta_policy()
 
+    def log_interactions(self, dist: TaskDistribution, tasks: Sequence[Task], seed: int = 0) -> dict:
+        """Logs of ``config.logging_policy`` (a registered baseline) on ``tasks``: the first
+        ``config.logged_interactions`` steps of one trial each, on environment seed ``config.adapt_env_seed``;
+        the ``logged_transitions`` that :meth:`adapt_offline` takes."""
+        from metarl_apps.core.registry import BASELINES
+
+        c = self.config
+        trial = dist.horizon * dist.episodes_per_trial
+        if c.logged_interactions > trial:
+            raise MetaRLInputError(f"MQLConfig.logged_interactions={c.logged_interactions}: at most one trial "
+                                   f"({trial} steps of {dist.family!r}) can be logged; lower it")
+        logger = BASELINES.create(c.logging_policy)
+        if getattr(logger, "needs_fit", False):
+            raise MetaRLInputError(f"MQLConfig.logging_policy={c.logging_policy!r} must be fitted first; use a "
+                                   f"baseline that needs no fitting (e.g. random, random_slate)")
+        env = dist.make_env(list(tasks), seed=c.adapt_env_seed)
+        return self._collect(env, c.logged_interactions, logger.make_policy(dist, list(tasks), seed))
+
     # ----------------------------------------------------------------- adapt
-    def _collect(self, env, steps: int) -> dict:
-        """Run the meta-trained greedy policy for ``steps`` steps of a fresh trial; the logged transitions."""
-        policy = self.meta_policy()
+    def _collect(self, env, steps: int, policy=None) -> dict:
+        """Run ``policy`` (default: the meta-trained greedy policy) for ``steps`` steps of a fresh trial; the
+        logged transitions."""
+        policy = policy or self.meta_policy()
         batch = env.batch_size
         obs_spec = env.time_step_spec().observation
 

@@ -157,3 +157,41 @@ def test_nan_loss_stops_training_and_keeps_checkpoints(tmp_path):
     with pytest.raises(TrainingError, match="MQL: non-finite training metrics at iteration 0"):
         MQL(**TINY).meta_train(dist, dist.sample(8, "train"), iterations=2, checkpoint_dir=str(tmp_path))
     assert tf.train.latest_checkpoint(str(tmp_path)) is None
+
+
+def test_offline_scoring_adapts_on_logs_of_the_logging_policy():
+    """scoring: offline — the runner's policy comes from adapt_offline on logs that a registered baseline wrote
+    on the adaptation env seed (not the evaluation's), with the effective sample size reported."""
+    from metarl_apps.baselines.classic import RandomBaseline
+
+    dist = BernoulliBandits(arms=3, pulls=10)
+    learner = MQL(**TINY, scoring="offline", logging_policy="random", logged_interactions=6)
+    learner.meta_train(dist, dist.sample(8, "train"), iterations=3, seed=0)
+    tasks = dist.sample(4, "test")
+    logged = learner.log_interactions(dist, tasks, seed=5)
+    assert logged["rewards"].shape == (4, 6) and logged["actions"].shape == (4, 6)
+    # the logs are the random baseline's actions on the adaptation env seed
+    env = dist.make_env(tasks, seed=learner.config.adapt_env_seed)
+    again = learner._collect(env, 6, RandomBaseline().make_policy(dist, tasks, 5))
+    np.testing.assert_array_equal(logged["actions"].numpy(), again["actions"].numpy())
+    np.testing.assert_array_equal(logged["rewards"].numpy(), again["rewards"].numpy())
+    policy = learner.policy_for(dist, tasks, seed=5, budget=10)
+    assert isinstance(policy, MQLPolicy) and policy.adaptation["mode"] == "offline"
+    assert 1.0 <= policy.adaptation["ess_min"] <= policy.adaptation["meta_transitions"]
+    in_context = MQL(**TINY)
+    in_context.meta_train(dist, dist.sample(8, "train"), iterations=1, seed=0)
+    assert in_context.policy_for(dist, tasks).adaptation["mode"] == "in-context"
+
+
+def test_offline_scoring_errors_are_one_line():
+    dist = BernoulliBandits(arms=3, pulls=4)
+    with pytest.raises(MetaRLInputError, match="scoring='later': must be one of in_context, offline"):
+        MQL(**TINY, scoring="later")
+    learner = MQL(**TINY, scoring="offline", logged_interactions=9)
+    learner.meta_train(dist, dist.sample(4, "train"), iterations=1)
+    with pytest.raises(MetaRLInputError, match="logged_interactions=9: at most one trial"):
+        learner.policy_for(dist, dist.sample(2, "test"))
+    unknown = MQL(**TINY, scoring="offline", logging_policy="nobody", logged_interactions=2)
+    unknown.meta_train(dist, dist.sample(4, "train"), iterations=1)
+    with pytest.raises(MetaRLInputError, match="nobody"):
+        unknown.policy_for(dist, dist.sample(2, "test"))
