@@ -6,7 +6,6 @@ import dataclasses
 
 from metarl_apps.core.errors import MetaRLInputError
 
-
 SCORING = ("in_context", "offline")
 
 
