@@ -5,6 +5,7 @@ Options (see conftest.py): ``--scenario-dir DIR`` runs a user's own scenarios; `
 marker; full-tier ones are also ``slow``.
 """
 
+import os
 import shutil
 from pathlib import Path
 
@@ -26,7 +27,9 @@ def test_scenario_expectations_hold(scenario_path, scenario_out, scenario_record
     out = scenario_out / scenario.name
     shutil.rmtree(out, ignore_errors=True)  # a fresh run: the suite never resumes an older one
     result = run_scenario(scenario, out, progress=False, log=lambda _: None)
-    scenario_record({"scenario": scenario.name, "file": str(scenario_path), "dir": str(out),
+    shown = os.path.relpath(scenario_path)  # relative to where pytest runs, when the file lies below it
+    scenario_record({"scenario": scenario.name, "file": str(scenario_path) if shown.startswith("..") else shown,
+                     "dir": str(out),
                      "tier": scenario.tier, "results": result.results})
     failed = [e for e in result.results["expectations"] if not e["passed"]]
     assert not failed, f"{scenario_path.name}: {len(failed)} expectation(s) failed:\n" + "\n".join(
