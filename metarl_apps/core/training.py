@@ -47,6 +47,15 @@ def restore_latest(ckpt: tf.train.Checkpoint, checkpoint_dir: str, learner: str)
                               f"({type(err).__name__}); use the config it was trained with") from err
 
 
+def set_task_batch(env, pool, batch: int, seed: int, iteration: int) -> np.ndarray:
+    """Swap ``batch`` tasks of ``pool`` into ``env`` for meta-training iteration ``iteration``: drawn without
+    replacement by a stream keyed by ``(seed, iteration)``, so a resumed run draws the same batches. Returns the
+    drawn pool indices ``[batch]``."""
+    order = np.random.default_rng([seed, iteration]).choice(len(pool), size=batch, replace=False)
+    env.set_tasks([pool[i] for i in order])
+    return order
+
+
 def train_loop(
     learner: str,
     step: Callable[[int], dict],

@@ -19,7 +19,6 @@ that takes ``budget`` inner steps online, one per inner episode (see policy.py f
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
 from metarl_apps.algorithms.maml.config import MAMLConfig
@@ -27,7 +26,7 @@ from metarl_apps.algorithms.maml.losses import advantages, inner_update, ppo_out
 from metarl_apps.algorithms.maml.policy import FunctionalPolicyNet, MAMLPolicy, inner_loss_fn
 from metarl_apps.core.agent import MetaLearner, TrainResult
 from metarl_apps.core.errors import MetaRLInputError
-from metarl_apps.core.training import open_checkpoint, restore_latest, train_loop
+from metarl_apps.core.training import open_checkpoint, restore_latest, set_task_batch, train_loop
 from metarl_apps.networks.functional import stack_params
 
 DEFAULT_POPULATION = 10_000
@@ -198,8 +197,7 @@ class MAML(MetaLearner):
 
         def step(it: int) -> dict:
             if env.supports_set_tasks:
-                order = np.random.default_rng([seed, it]).choice(len(pool), size=batch, replace=False)
-                env.set_tasks([pool[i] for i in order])
+                set_task_batch(env, pool, batch, seed, it)
             return {k: float(v) for k, v in iteration().items()}
 
         metrics, wall = train_loop("MAML", step, iterations=iterations, done=done, manager=manager,

@@ -52,7 +52,7 @@ from metarl_apps.algorithms.mql.replay import TaskReplay
 from metarl_apps.core.agent import MetaLearner, TrainResult, check_budget, check_tasks
 from metarl_apps.core.errors import CheckpointError, MetaRLInputError
 from metarl_apps.core.task import Task, TaskDistribution
-from metarl_apps.core.training import open_checkpoint, restore_latest, train_loop
+from metarl_apps.core.training import open_checkpoint, restore_latest, set_task_batch, train_loop
 
 REPLAY_TASKS_FILE = "mql_replay_tasks.json"
 
@@ -207,8 +207,7 @@ class MQL(MetaLearner):
         iteration = self._make_iteration(env, generator, slots, epsilon)
 
         def step(it: int) -> dict:
-            order = np.random.default_rng([seed, it]).choice(len(pool), size=batch, replace=False)
-            env.set_tasks([pool[i] for i in order])
+            order = set_task_batch(env, pool, batch, seed, it)
             slots.assign(order.astype(np.int32))
             epsilon.assign(c.epsilon_at(it))
             return {**{k: float(v) for k, v in iteration().items()}, "epsilon": c.epsilon_at(it)}

@@ -15,7 +15,6 @@ the same task. The recurrent state starts at zero at the trial's first step and 
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
 from metarl_apps.algorithms.rl2.config import RL2Config
@@ -23,7 +22,7 @@ from metarl_apps.algorithms.rl2.losses import action_distribution, gae, ppo_loss
 from metarl_apps.algorithms.rl2.policy import RL2Policy
 from metarl_apps.core.agent import MetaLearner, TrainResult
 from metarl_apps.core.errors import MetaRLInputError
-from metarl_apps.core.training import open_checkpoint, restore_latest, train_loop
+from metarl_apps.core.training import open_checkpoint, restore_latest, set_task_batch, train_loop
 from metarl_apps.networks.recurrent import RecurrentActorCritic
 from metarl_apps.networks.shared_agents import SharedAgentsActorCritic
 
@@ -193,8 +192,7 @@ class RL2(MetaLearner):
         iteration = self._make_iteration(env, generator)
 
         def step(it: int) -> dict:
-            order = np.random.default_rng([seed, it]).choice(len(pool), size=batch, replace=False)
-            env.set_tasks([pool[i] for i in order])
+            set_task_batch(env, pool, batch, seed, it)
             self._entropy_coef.assign(self.entropy_coef_at(it))
             return {k: float(v) for k, v in iteration().items()}
 
