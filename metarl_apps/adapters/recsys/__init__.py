@@ -61,6 +61,9 @@ satisfaction) persists across the inner episodes of a trial and is reset to the 
   ``doc_quality``; constant (static corpus; same for every user of the population);
 * ``"choice"``: int32 scalar in ``[0, slate_size]``: position in the previous slate of the document the user
   chose, ``slate_size`` for no-click (and on the first step of a trial);
+* ``"clicked"``: int32 scalar in ``[0, num_docs]``: the index of that chosen document, ``num_docs`` for no-click
+  (and on the first step) — the same response as ``choice``, as a document id, so a learner that encodes the
+  observation sees *which* document was clicked without having to learn ``prev_action[choice]``;
 * ``"consumed"``: float32 scalar: the previous response's consumed time (interest evolution; 0 on no-click)
   or click indicator (latent factor; 1.0 on a click, 0 on no-click); 0 on the first step of a trial.
 

@@ -39,6 +39,7 @@ Value = value_lib.Value
 DOC_FEATURES = "doc_features"
 CHOICE = "choice"
 CONSUMED = "consumed"
+CLICKED = "clicked"
 
 
 def finite_number(family: str, name: str, value: Any, low: float | None = None, low_open: bool = False) -> float:
@@ -114,10 +115,12 @@ class RecSimPopulation(TaskDistribution):
 
     # -------------------------------------------------------------- specs
     def task_observation_spec(self) -> dict:
-        """Spec of ``observation["obs"]``: documents, previous choice, previous consumed time."""
+        """Spec of ``observation["obs"]``: documents, previous choice (slate position and document), previous
+        consumed time."""
         return {
             DOC_FEATURES: tensor_spec.TensorSpec((self.num_docs, self.num_topics + 1), tf.float32, name=DOC_FEATURES),
             CHOICE: tensor_spec.BoundedTensorSpec((), tf.int32, minimum=0, maximum=self.slate_size, name=CHOICE),
+            CLICKED: tensor_spec.BoundedTensorSpec((), tf.int32, minimum=0, maximum=self.num_docs, name=CLICKED),
             CONSUMED: tensor_spec.TensorSpec((), tf.float32, name=CONSUMED),
         }
 
@@ -172,6 +175,7 @@ class RecSimEnvironment(TrialEnvironment):
         self._dist = dist
         self._num_users = len(tasks)
         self._slate_size = dist.slate_size
+        self._num_docs = dist.num_docs
         self._obs_spec = dist.task_observation_spec()
         self._doc_matrix = tf.constant(dist.doc_feature_matrix)
         super().__init__([t.seed for t in tasks], dist.action_spec(), horizon=1,
@@ -191,6 +195,7 @@ class RecSimEnvironment(TrialEnvironment):
         self._first = tf.Variable(True, trainable=False, name="first_interaction")
         self._choice = tf.Variable(tf.fill([b], self._slate_size), trainable=False, name="choice")
         self._consumed = tf.Variable(tf.zeros([b]), trainable=False, name="consumed")
+        self._clicked = tf.Variable(tf.fill([b], self._num_docs), trainable=False, name="clicked")
         # The previous RecSim network value, shaped by one eager initial step.
         template = self._initial(tf.zeros([b, self._slate_size], tf.int32), tf.constant(0, tf.int64))
         self._net_vars = tf.nest.map_structure(
@@ -231,12 +236,14 @@ class RecSimEnvironment(TrialEnvironment):
         self._first.assign(True)
         self._choice.assign(tf.fill([self._num_users], self._slate_size))
         self._consumed.assign(tf.zeros([self._num_users]))
+        self._clicked.assign(tf.fill([self._num_users], self._num_docs))
         return super()._reset()
 
     def _observation(self):
         b = self._num_users
         docs = tf.broadcast_to(self._doc_matrix[None], [b] + self._doc_matrix.shape.as_list())
-        return {DOC_FEATURES: docs, CHOICE: tf.identity(self._choice), CONSUMED: tf.identity(self._consumed)}
+        return {DOC_FEATURES: docs, CHOICE: tf.identity(self._choice), CLICKED: tf.identity(self._clicked),
+                CONSUMED: tf.identity(self._consumed)}
 
     def _begin_episode(self, counter):
         return self._observation()
@@ -247,7 +254,10 @@ class RecSimEnvironment(TrialEnvironment):
         tf.nest.map_structure(lambda v, x: v.assign(x), self._net_vars, value)
         response = Value(**value["user response"])
         reward, consumed = self._dist._response(response)
-        self._choice.assign(tf.cast(response.get("choice"), tf.int32))
+        choice = tf.cast(response.get("choice"), tf.int32)
+        doc = tf.gather(slate, tf.minimum(choice, self._slate_size - 1), batch_dims=1)
+        self._choice.assign(choice)
+        self._clicked.assign(tf.where(choice < self._slate_size, doc, self._num_docs))
         self._consumed.assign(consumed)
         self._first.assign(False)
         return reward, self._observation()

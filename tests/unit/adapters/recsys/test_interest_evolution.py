@@ -32,9 +32,10 @@ def test_specs_and_trial_structure():
     dist = InterestEvolutionUsers()
     assert (dist.horizon, dist.episodes_per_trial, dist.budget_unit) == (1, 50, "interactions")
     obs = dist.time_step_spec().observation["obs"]
-    assert set(obs) == {"doc_features", "choice", "consumed"}  # never the latent interests
+    assert set(obs) == {"doc_features", "choice", "clicked", "consumed"}  # never the latent interests
     assert obs["doc_features"].shape == (30, 6) and obs["doc_features"].dtype == tf.float32
     assert obs["choice"].shape == () and obs["choice"].dtype == tf.int32 and obs["choice"].maximum == 3
+    assert obs["clicked"].shape == () and obs["clicked"].dtype == tf.int32 and obs["clicked"].maximum == 30
     assert obs["consumed"].shape == () and obs["consumed"].dtype == tf.float32
     a = dist.action_spec()
     assert (a.shape, a.dtype, int(a.minimum), int(a.maximum)) == ((3,), tf.int32, 0, 29)
@@ -51,6 +52,28 @@ def test_observation_reveals_documents_not_interests():
     expected = np.concatenate([dist.corpus["doc_features"], dist.corpus["doc_quality"][:, None]], axis=1)
     np.testing.assert_array_equal(first["doc_features"].numpy()[0], expected)
     assert first["choice"].numpy().tolist() == [3, 3] and first["consumed"].numpy().tolist() == [0.0, 0.0]
+    assert first["clicked"].numpy().tolist() == [dist.num_docs] * 2  # no document chosen yet
+
+
+def test_clicked_is_the_chosen_documents_index():
+    dist = _dist()
+    env = dist.make_env(dist.sample(64, split="test", seed=3))
+    env.reset()
+    rng = np.random.default_rng(0)
+    seen_click = seen_none = False
+    n = dist.num_docs
+    for _ in range(10):
+        slate = np.stack([rng.choice(n, 3, replace=False) for _ in range(64)]).astype(np.int32)
+        obs = env.step(tf.constant(slate)).observation["obs"]
+        choice, clicked = obs["choice"].numpy(), obs["clicked"].numpy()
+        for row in range(64):
+            if choice[row] < 3:
+                assert clicked[row] == slate[row, choice[row]]
+                seen_click = True
+            else:
+                assert clicked[row] == n
+                seen_none = True
+    assert seen_click and seen_none
 
 
 def test_task_interests_are_recsims_initial_user_state():

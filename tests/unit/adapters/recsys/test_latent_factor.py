@@ -26,7 +26,7 @@ def test_specs_and_params():
     dist = LatentFactorUsers()
     assert (dist.horizon, dist.episodes_per_trial, dist.budget_unit) == (1, 50, "interactions")
     obs = dist.time_step_spec().observation["obs"]
-    assert set(obs) == {"doc_features", "choice", "consumed"}  # never the latent intent
+    assert set(obs) == {"doc_features", "choice", "clicked", "consumed"}  # never the latent intent
     assert obs["doc_features"].shape == (30, 6) and obs["choice"].dtype == tf.int32
     assert dist.action_spec().shape == (3,) and int(dist.action_spec().maximum) == 29
     tasks = dist.sample(200, seed=1)
