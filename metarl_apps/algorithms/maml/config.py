@@ -27,6 +27,15 @@ class MAMLConfig:
     Network:
       hidden_sizes: hidden layers of the functional MLP.
       activation: hidden activation of the RL policy MLP (the sinusoid network is always ReLU).
+    Objective (``algorithm: maml``):
+      objective: ``"policy_gradient"`` (default; MAML for RL as in the paper: a stochastic policy adapted by
+        policy-gradient steps) or ``"reward_model"`` (MeLU-style, Lee et al. 2019, for discrete actions and
+        recommender slates): the network outputs one predicted reward per action / item, the agent serves the
+        argmax action or the top-``k`` items, and both the inner and the outer loss are the squared error
+        between the observed reward and the prediction for what was served (the mean of the slate items'
+        predictions for a slate). The outer loss is exact second-order MAML on that regression.
+      explore_epsilon: ``reward_model`` only: during meta-training a row serves a uniformly random action /
+        slate with this probability (the adapted policy always serves its argmax / top-k).
     Reinforcement learning (``algorithm: maml``; ignored by the supervised sinusoid code):
       estimator: inner policy-gradient loss: ``"reinforce"`` (log-prob times a constant advantage; the
         outer gradient misses the term from the sampling distribution's dependence on θ), ``"lvc"`` (ProMP's
@@ -58,6 +67,8 @@ class MAMLConfig:
     hidden_sizes: tuple[int, ...] = (40, 40)
     seed: int = 0
     activation: str = "tanh"
+    objective: str = "policy_gradient"
+    explore_epsilon: float = 0.1
     estimator: str = "lvc"
     baseline: str = "linear"
     discount: float = 0.99
@@ -100,6 +111,11 @@ class MAMLConfig:
             fail("seed", "must be a non-negative integer")
         if self.activation not in ("tanh", "relu", "elu", "sigmoid"):
             fail("activation", "must be one of 'tanh', 'relu', 'elu', 'sigmoid'")
+        if self.objective not in ("policy_gradient", "reward_model"):
+            fail("objective", "must be 'policy_gradient' or 'reward_model'")
+        v = self.explore_epsilon
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+            fail("explore_epsilon", "must be in [0, 1]")
         if self.estimator not in ("reinforce", "lvc", "dice"):
             fail("estimator", "must be 'reinforce', 'lvc' or 'dice'")
         if self.baseline not in ("linear", "zero"):

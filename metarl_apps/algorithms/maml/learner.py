@@ -13,8 +13,11 @@ Read top to bottom: config (config.py) -> network (policy.py ``FunctionalPolicyN
 3. ``outer_epochs`` Adam steps of 2 on the same data.
 
 ``inner_steps = 0`` is multi-task pretraining (PPO on episodes of θ itself, no adaptation in the objective);
-``init_only`` never updates θ (the random-initialisation baseline). ``adapt`` returns a :class:`MAMLPolicy`
-that takes ``budget`` inner steps online, one per inner episode (see policy.py for what the budget counts).
+``init_only`` never updates θ (the random-initialisation baseline). ``objective: reward_model`` swaps the
+stochastic policy for a reward model (one prediction per action / item, served greedily, epsilon-greedy while
+meta-training) whose inner and outer losses are squared errors on the observed rewards (MeLU-style).
+``adapt`` returns a :class:`MAMLPolicy` that takes ``budget`` inner steps online, one per inner episode (see
+policy.py for what the budget counts).
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ import tensorflow as tf
 
 from metarl_apps.algorithms.maml.config import MAMLConfig
 from metarl_apps.algorithms.maml.losses import advantages, inner_update, ppo_outer_loss
-from metarl_apps.algorithms.maml.policy import FunctionalPolicyNet, MAMLPolicy, inner_loss_fn
+from metarl_apps.algorithms.maml.policy import CHOICE, FunctionalPolicyNet, MAMLPolicy, inner_loss_fn
 from metarl_apps.core.agent import MetaLearner, TrainResult
+from metarl_apps.core.env import OBS
 from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.core.training import open_checkpoint, restore_latest, set_task_batch, train_loop
 from metarl_apps.networks.functional import stack_params
@@ -48,7 +52,8 @@ class MAML(MetaLearner):
     # ------------------------------------------------------------------ build
     def _build(self, dist) -> None:
         c = self.config
-        self.net = FunctionalPolicyNet(dist.observation_spec(), dist.action_spec(), c.hidden_sizes, c.activation)
+        self.net = FunctionalPolicyNet(dist.observation_spec(), dist.action_spec(), c.hidden_sizes, c.activation,
+                                       reward_model=c.objective == "reward_model")
         self.params = self.net.init_params(c.seed)
         if c.learn_inner_lr:
             self.lrs = [tf.Variable(tf.fill(s, float(c.inner_lr)), name=f"inner_lr_{i}")
@@ -82,18 +87,30 @@ class MAML(MetaLearner):
         """
         net, horizon = self.net, env.horizon
         has_mask = net._mask_spec is not None
-        keys = ("x", "raw", "reward", "log_prob") + (("mask",) if has_mask else ())
-        dtypes = {"raw": net.raw_dtype}
+        keys = ("x", "raw", "reward", "log_prob") + (("mask",) if has_mask else ()) + (
+            ("choice",) if net.item_feedback else ())
+        dtypes = {"raw": net.raw_dtype, "choice": tf.int32}
         tas = tuple(tf.TensorArray(dtypes.get(k, tf.float32), size=horizon) for k in keys)
+
+        epsilon = self.config.explore_epsilon
 
         def body(t, time_step, tas):
             x, mask = net.features(time_step.observation)
-            dist = net.distribution(stacked, x[:, None], None if mask is None else mask[:, None])
-            raw = tf.cast(dist.sample(), net.raw_dtype)  # [N, 1, ...]
-            logp = dist.log_prob(raw)[:, 0]
-            raw = raw[:, 0]
+            if net.reward_model:  # epsilon-greedy: best predicted action / slate, or a uniformly random one
+                scores = net.scores(stacked, x[:, None])[:, 0]
+                explore = tf.random.uniform(tf.shape(scores)[:1]) < epsilon
+                noise = tf.random.uniform(tf.shape(scores))
+                raw = tf.where(tf.reshape(explore, [-1] + [1] * len(net.action_shape)),
+                               net.serve(noise, mask), net.serve(scores, mask))
+                logp = tf.zeros(tf.shape(scores)[:1])
+            else:
+                dist = net.distribution(stacked, x[:, None], None if mask is None else mask[:, None])
+                raw = tf.cast(dist.sample(), net.raw_dtype)  # [N, 1, ...]
+                logp = dist.log_prob(raw)[:, 0]
+                raw = raw[:, 0]
             time_step = env.step(net.to_env_action(raw))
-            values = (x, raw, time_step.reward, logp) + ((mask,) if has_mask else ())
+            values = (x, raw, time_step.reward, logp) + ((mask,) if has_mask else ()) + (
+                (tf.cast(time_step.observation[OBS][CHOICE], tf.int32),) if net.item_feedback else ())
             return t + 1, time_step, tuple(ta.write(t, v) for ta, v in zip(tas, values, strict=True))
 
         _, time_step, tas = tf.while_loop(lambda t, *_: t < horizon, body, (tf.constant(0), time_step, tas),
@@ -108,7 +125,7 @@ class MAML(MetaLearner):
 
     def _inner_loss(self, episode):
         return inner_loss_fn(self.net, episode["x"], episode.get("mask"), episode["raw"], episode["reward"],
-                             **self._loss_kwargs())
+                             choice=episode.get("choice"), **self._loss_kwargs())
 
     def _collect(self, env) -> tuple[list[dict], dict]:
         """Step 1: ``(pre-adaptation episodes, post-adaptation episode)`` of every row (plain TF code)."""
@@ -124,19 +141,24 @@ class MAML(MetaLearner):
         return pre, post
 
     def _meta_grads(self, pre: list[dict], post: dict) -> tuple[tf.Tensor, list[tf.Tensor]]:
-        """Step 2: the outer loss (mean over tasks) and its gradient w.r.t. :attr:`trainable` (plain TF code)."""
+        """Step 2: the outer loss (mean over tasks) and its gradient w.r.t. :attr:`trainable` (plain TF code):
+        PPO-clip on the post-adaptation episode, or (``reward_model``) the adapted model's squared error on it."""
         c = self.config
         n = post["reward"].shape[0]
-        adv, _ = advantages(post["x"], post["reward"], discount=c.discount, baseline=c.baseline,
-                            normalize=c.normalize_advantages, per_task=False)
+        if not self.net.reward_model:
+            adv, _ = advantages(post["x"], post["reward"], discount=c.discount, baseline=c.baseline,
+                                normalize=c.normalize_advantages, per_task=False)
         sources = self.trainable
         with tf.GradientTape() as tape:
             tape.watch(sources)
             adapted = stack_params(self.params, n)
             for episode in pre:
                 adapted = inner_update(adapted, self._inner_loss(episode), self.lrs, 1, c.first_order)
-            logp = self.net.distribution(adapted, post["x"], post.get("mask")).log_prob(post["raw"])
-            loss = tf.reduce_mean(ppo_outer_loss(logp, post["log_prob"], adv, c.clip_ratio))
+            if self.net.reward_model:
+                loss = tf.reduce_mean(self._inner_loss(post)(adapted))
+            else:
+                logp = self.net.distribution(adapted, post["x"], post.get("mask")).log_prob(post["raw"])
+                loss = tf.reduce_mean(ppo_outer_loss(logp, post["log_prob"], adv, c.clip_ratio))
         grads = tape.gradient(loss, sources, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         return loss, grads
 

@@ -5,7 +5,9 @@ Heads (chosen from the action spec):
   * continuous ``[A]`` float actions: a diagonal Gaussian in units of the action range: the env action is
     ``center + scale · u``, ``u ~ N(μ_θ(s), exp(log_std)²)``; ``log_std`` ``[A]`` is a parameter (adapted too);
   * discrete scalar actions: one categorical (``obs["action_mask"]``, 1 = allowed, masks the logits);
-  * integer ``[k]`` actions (multi-discrete, recommender slates): one categorical per slot.
+  * integer ``[k]`` actions (multi-discrete, recommender slates): one categorical per slot;
+  * ``objective: reward_model`` (discrete actions and slates): one predicted reward per action value / item; the
+    policy serves the argmax action / the top-k items (see :func:`reward_model_loss_fn`).
 
 The network sees only ``observation["obs"]`` (encoded by :mod:`metarl_apps.networks.encoding`), not the trial
 inputs ``prev_action`` / ``prev_reward``: adaptation is the gradient step, not a memory.
@@ -40,6 +42,7 @@ from metarl_apps.networks.functional import FunctionalMLP
 from metarl_apps.networks.recurrent import MASKED_LOGIT, action_layout
 
 tfd = tfp.distributions
+CHOICE = "choice"  # the recommender slate contract's chosen-position leaf (metarl_apps.adapters.recsys)
 
 
 class FunctionalPolicyNet:
@@ -51,12 +54,16 @@ class FunctionalPolicyNet:
     """
 
     def __init__(self, observation_spec, action_spec, hidden_sizes: Sequence[int], activation: str = "tanh",
-                 dtype: tf.DType = tf.float32):
+                 dtype: tf.DType = tf.float32, reward_model: bool = False):
+        self.reward_model = bool(reward_model)
         self.observation_spec = observation_spec
         self.action_spec = action_spec
         self._obs_spec = {OBS: observation_spec[OBS]}
         self.input_size = encoded_size(self._obs_spec)
         _, self._mask_spec = split_action_mask(self._obs_spec)
+        if self.reward_model and action_spec.dtype.is_floating:
+            raise MetaRLInputError(f"action spec {action_spec}: MAML objective 'reward_model' needs discrete actions "
+                                   f"or slates (one predicted reward per action / item); use 'policy_gradient'")
         if action_spec.dtype.is_floating:
             if not isinstance(action_spec, tensor_spec.BoundedTensorSpec) or len(action_spec.shape) != 1:
                 raise MetaRLInputError(f"action spec {action_spec}: MAML's Gaussian head needs a bounded [A] float "
@@ -71,6 +78,16 @@ class FunctionalPolicyNet:
             self.continuous = False
             self.action_shape, self.num_values, self.action_min = action_layout(action_spec)
             out = int(np.prod(self.action_shape or (1,))) * self.num_values
+            if self.reward_model:
+                if len(self.action_shape) > 1:
+                    raise MetaRLInputError(f"action spec {action_spec}: MAML objective 'reward_model' takes a scalar "
+                                           f"discrete action or a [k] slate of distinct items")
+                out = self.num_values  # one predicted reward per action value / item
+        # slate families that report which slate position was chosen (obs["choice"], ``k`` = none): the reward
+        # model learns per item (chosen: the reward, other served items: 0) instead of per slate
+        obs = observation_spec[OBS]
+        self.item_feedback = bool(self.reward_model and len(self.action_shape) == 1 and isinstance(obs, dict)
+                                  and CHOICE in obs)
         self.dtype = tf.as_dtype(dtype)  # float64 only for finite-difference tests
         self.mlp = FunctionalMLP(self.input_size, hidden_sizes, out, activation=activation, dtype=self.dtype)
         self.raw_dtype = tf.float32 if self.continuous else tf.int32
@@ -114,6 +131,26 @@ class FunctionalPolicyNet:
             logits = tf.where(mask > 0.5, logits, MASKED_LOGIT)
         return action_distribution(logits, len(self.action_shape), 0)
 
+    # ------------------------------------------------------ reward-model head
+    def scores(self, stacked: Sequence[tf.Tensor], x: tf.Tensor) -> tf.Tensor:
+        """``reward_model``: predicted reward of every action value / item, ``[N, M, num_values]``."""
+        return self.mlp.apply_batched(stacked[:len(self.mlp.param_shapes)], x)
+
+    def serve(self, scores: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
+        """``reward_model``: the argmax allowed action ``[...]``, or the top-k items ``[..., k]`` of ``scores``."""
+        if mask is not None and not self.action_shape:
+            scores = tf.where(mask > 0.5, scores, MASKED_LOGIT)
+        if self.action_shape:
+            return tf.math.top_k(scores, k=self.action_shape[0]).indices
+        return tf.argmax(scores, axis=-1, output_type=tf.int32)
+
+    def predicted_reward(self, scores: tf.Tensor, raw: tf.Tensor) -> tf.Tensor:
+        """``reward_model``: the prediction for what was served, ``[...]`` (a slate: the mean over its items)."""
+        raw = tf.cast(raw, tf.int32)
+        if self.action_shape:
+            return tf.reduce_mean(tf.gather(scores, raw, batch_dims=len(raw.shape) - 1), axis=-1)
+        return tf.gather(scores, raw, batch_dims=len(raw.shape))
+
     def to_env_action(self, raw: tf.Tensor) -> tf.Tensor:
         if self.continuous:
             return tf.cast(self.center + self.scale * raw, self.action_spec.dtype)
@@ -121,14 +158,37 @@ class FunctionalPolicyNet:
 
 
 def inner_loss_fn(net: FunctionalPolicyNet, x, mask, raw, rewards, *, estimator: str, baseline: str,
-                  discount: float, normalize: bool):
+                  discount: float, normalize: bool, choice=None):
     """``stacked params -> [N]`` inner losses on one episode per task (``x [N, T, D]``, ``raw [N, T, ...]``,
-    ``rewards [N, T]``)."""
+    ``rewards [N, T]``). A ``reward_model`` network gets :func:`reward_model_loss_fn` (the other keywords are
+    policy-gradient settings and are ignored)."""
+    if net.reward_model:
+        return reward_model_loss_fn(net, x, raw, rewards, choice if net.item_feedback else None)
     adv, values = advantages(x, rewards, discount=discount, baseline=baseline, normalize=normalize, per_task=True)
 
     def loss(stacked):
         logp = net.distribution(stacked, x, mask).log_prob(raw)
         return pg_inner_loss(logp, rewards, adv, values, estimator=estimator, discount=discount)
+
+    return loss
+
+
+def reward_model_loss_fn(net: FunctionalPolicyNet, x, raw, rewards, choice=None):
+    """``stacked params -> [N]``: mean squared error between each served action's / slate's predicted reward
+    and the observed reward, over one episode per task (``x [N, T, D]``, ``raw [N, T, ...]``, ``rewards [N, T]``).
+
+    With ``choice [N, T]`` (the slate position the user chose, ``k`` for none) each served item is its own
+    regression target: the reward for the chosen item, 0 for the others (the global reward model's targets).
+    """
+    rewards = tf.cast(rewards, net.dtype)
+
+    def loss(stacked):
+        scores = net.scores(stacked, x)
+        if choice is None:
+            return tf.reduce_mean(tf.square(net.predicted_reward(scores, raw) - rewards), axis=1)
+        served = tf.gather(scores, tf.cast(raw, tf.int32), batch_dims=2)  # [N, T, k]
+        chosen = tf.one_hot(tf.cast(choice, tf.int32), served.shape[-1], dtype=net.dtype)  # none: all zeros
+        return tf.reduce_mean(tf.square(served - chosen * rewards[..., None]), axis=[1, 2])
 
     return loss
 
@@ -168,6 +228,8 @@ class MAMLPolicy(AdaptedPolicy):
         }
         if net._mask_spec is not None:
             state_spec["mask"] = tensor_spec.TensorSpec((h, net.num_values), tf.float32)
+        if net.item_feedback:  # the slate position chosen at each step of the episode
+            state_spec["choice"] = tensor_spec.TensorSpec((h,), tf.int32)
         super().__init__(time_step_spec, action_spec, policy_state_spec=state_spec, adaptation=adaptation,
                          name="maml_policy")
 
@@ -179,7 +241,8 @@ class MAMLPolicy(AdaptedPolicy):
         """New offsets after one inner step on the buffered episode (rows update independently)."""
         x = state["x"]
         mask = state.get("mask")
-        loss_fn = inner_loss_fn(self._net, x, mask, state["raw"], state["reward"], **self._loss_kwargs)
+        loss_fn = inner_loss_fn(self._net, x, mask, state["raw"], state["reward"], choice=state.get("choice"),
+                                **self._loss_kwargs)
         params = self._adapted(state)
         with tf.GradientTape() as tape:
             tape.watch(params)
@@ -196,6 +259,9 @@ class MAMLPolicy(AdaptedPolicy):
         # the reward of the previous action arrives now: write it at slot t - 1
         prev = tf.one_hot(t - 1, self._horizon, dtype=tf.float32)  # all-zero when t == 0
         state["reward"] = state["reward"] + prev * time_step.reward[:, None]
+        if self._net.item_feedback:  # and with it the position chosen in that slate
+            chosen = tf.cast(time_step.observation[OBS][CHOICE], tf.int32)[:, None]
+            state["choice"] = tf.where(prev > 0.5, chosen, state["choice"])
         new_episode = tf.logical_and(time_step.observation[NEW_EPISODE] > 0.5, tf.logical_not(first))
         update = tf.logical_and(tf.logical_and(new_episode, t >= self._horizon), state["steps"] < self._budget)
         if self._budget > 0:
@@ -211,11 +277,11 @@ class MAMLPolicy(AdaptedPolicy):
         state["reward"] = tf.where(new_episode[:, None], tf.zeros_like(state["reward"]), state["reward"])
         # act with the current (adapted) parameters
         x, mask = self._net.features(time_step.observation)
-        dist = self._net.distribution(self._adapted(state), x[:, None], None if mask is None else mask[:, None])
-        if self._greedy:
-            raw = dist.mode()[:, 0]
+        if self._net.reward_model:  # serve the best predicted action / slate of the adapted reward model
+            raw = self._net.serve(self._net.scores(self._adapted(state), x[:, None])[:, 0], mask)
         else:
-            raw = dist.sample()[:, 0]
+            dist = self._net.distribution(self._adapted(state), x[:, None], None if mask is None else mask[:, None])
+            raw = dist.mode()[:, 0] if self._greedy else dist.sample()[:, 0]
         raw = tf.cast(raw, self._net.raw_dtype)
         slot = tf.one_hot(tf.minimum(t, self._horizon - 1), self._horizon, dtype=tf.float32)  # [B, H]
 

@@ -11,6 +11,7 @@ from metarl_apps.algorithms.maml.learner import MAML
 from metarl_apps.algorithms.maml.policy import MAMLPolicy
 from metarl_apps.core.errors import CheckpointError
 from metarl_apps.core.registry import ALGORITHMS, make_task_distribution
+from tests.unit.algorithms.maml.helpers import play
 
 SMALL = dict(hidden_sizes=(8,), meta_batch_size=4, outer_epochs=2)
 
@@ -84,17 +85,8 @@ def test_policy_saver_round_trip_gives_the_same_actions(tmp_path):
     policy_saver.PolicySaver(policy, batch_size=None).save(str(tmp_path / "policy"))
     loaded = tf.saved_model.load(str(tmp_path / "policy"))
 
-    def actions(p):
-        env = dist.make_env(tasks)
-        time_step, state, out = env.reset(), p.get_initial_state(len(tasks)), []
-        for _ in range(3):
-            step = p.action(time_step, state)
-            out.append(step.action.numpy())
-            time_step, state = env.step(step.action), step.state
-        return np.stack(out), state
-
-    ours, s1 = actions(policy)
-    theirs, s2 = actions(loaded)
+    ours, s1 = play(policy, dist, tasks)
+    theirs, s2 = play(loaded, dist, tasks)
     np.testing.assert_allclose(ours, theirs, atol=1e-6)
     assert int(s1["steps"][0]) == 2 and int(s2["steps"][0]) == 2  # two inner steps were taken, in both
     np.testing.assert_allclose(s1["offset"][1], s2["offset"][1], atol=1e-6)
