@@ -34,6 +34,9 @@ class MAMLConfig:
         argmax action or the top-``k`` items, and both the inner and the outer loss are the squared error
         between the observed reward and the prediction for what was served (the mean of the slate items'
         predictions for a slate). The outer loss is exact second-order MAML on that regression.
+      post_episodes: ``reward_model`` only: inner episodes played with the adapted parameters whose squared
+        errors form the outer loss (MeLU's query set; default 1). On horizon-1 families (a recommender slate,
+        a bandit pull) one episode is one interaction, so 1 gives the outer loss a single sample per task.
       explore_epsilon: ``reward_model`` only: during meta-training a row serves a uniformly random action /
         slate with this probability (the adapted policy always serves its argmax / top-k).
     Reinforcement learning (``algorithm: maml``; ignored by the supervised sinusoid code):
@@ -68,6 +71,7 @@ class MAMLConfig:
     seed: int = 0
     activation: str = "tanh"
     objective: str = "policy_gradient"
+    post_episodes: int = 1
     explore_epsilon: float = 0.1
     estimator: str = "lvc"
     baseline: str = "linear"
@@ -113,6 +117,11 @@ class MAMLConfig:
             fail("activation", "must be one of 'tanh', 'relu', 'elu', 'sigmoid'")
         if self.objective not in ("policy_gradient", "reward_model"):
             fail("objective", "must be 'policy_gradient' or 'reward_model'")
+        v = self.post_episodes
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            fail("post_episodes", "must be a positive integer")
+        if v > 1 and self.objective != "reward_model":
+            fail("post_episodes", "must be 1 unless objective is 'reward_model' (the PPO outer loss takes one episode)")
         v = self.explore_epsilon
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
             fail("explore_epsilon", "must be in [0, 1]")

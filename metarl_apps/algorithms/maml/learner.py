@@ -137,7 +137,11 @@ class MAML(MetaLearner):
             episode, time_step = self._run_episode(env, stacked, time_step)
             pre.append(episode)
             stacked = inner_update(stacked, self._inner_loss(episode), self.lrs, 1, first_order=True)
-        post, _ = self._run_episode(env, stacked, time_step)
+        posts = []
+        for _ in range(self.config.post_episodes):  # > 1 only for reward_model: a longer query set
+            episode, time_step = self._run_episode(env, stacked, time_step)
+            posts.append(episode)
+        post = posts[0] if len(posts) == 1 else {k: tf.concat([e[k] for e in posts], axis=1) for k in posts[0]}
         return pre, post
 
     def _meta_grads(self, pre: list[dict], post: dict) -> tuple[tf.Tensor, list[tf.Tensor]]:
@@ -182,7 +186,7 @@ class MAML(MetaLearner):
                 loss, grads = self._meta_grads(pre, post)
                 norm = self._apply(grads)
             metrics = {"outer_loss": loss, "grad_norm": norm,
-                       "post_return": tf.reduce_mean(tf.reduce_sum(post["reward"], axis=1))}
+                       "post_return": tf.reduce_mean(tf.reduce_sum(post["reward"], axis=1)) / c.post_episodes}
             if pre:
                 metrics["pre_return"] = tf.reduce_mean(tf.reduce_sum(pre[0]["reward"], axis=1))
             return metrics
@@ -193,11 +197,12 @@ class MAML(MetaLearner):
     def _meta_train(self, dist, train_tasks, *, iterations, seed, checkpoint_dir, resume, summary_dir,
                     progress):
         c = self.config
-        if dist.episodes_per_trial < c.inner_steps + 1:
+        need = c.inner_steps + c.post_episodes
+        if dist.episodes_per_trial < need:
             raise MetaRLInputError(
-                f"MAML: inner_steps={c.inner_steps} needs trials of at least {c.inner_steps + 1} episodes "
-                f"(one per inner step plus the post-adaptation one); {dist.family!r} has {dist.episodes_per_trial}; "
-                f"lower inner_steps or raise the family's episodes/pulls/interactions")
+                f"MAML: inner_steps={c.inner_steps} and post_episodes={c.post_episodes} need trials of at least "
+                f"{need} episodes (one per inner step plus the post-adaptation ones); {dist.family!r} has "
+                f"{dist.episodes_per_trial}; lower them or raise the family's episodes/pulls/interactions")
         pool = train_tasks if train_tasks is not None else dist.sample(DEFAULT_POPULATION, "train", seed)
         batch = min(c.meta_batch_size, len(pool))
         tf.keras.utils.set_random_seed(seed)

@@ -30,6 +30,8 @@ def test_defaults_are_the_sinusoid_setup_of_finn_et_al():
     ({"seed": -3}, r"^MAMLConfig\.seed=-3: must be a non-negative integer$"),
     ({"objective": "q_learning"}, r"^MAMLConfig\.objective='q_learning': must be 'policy_gradient' or 'reward_model'$"),
     ({"explore_epsilon": 1.5}, r"^MAMLConfig\.explore_epsilon=1\.5: must be in \[0, 1\]$"),
+    ({"post_episodes": 0}, r"^MAMLConfig\.post_episodes=0: must be a positive integer$"),
+    ({"post_episodes": 3}, r"^MAMLConfig\.post_episodes=3: must be 1 unless objective is 'reward_model'"),
 ])
 def test_bad_config_is_a_clear_error(kwargs, message):
     with pytest.raises(MetaRLInputError, match=message):

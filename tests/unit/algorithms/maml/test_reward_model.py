@@ -116,3 +116,15 @@ def test_policy_saver_round_trip(tmp_path):
     np.testing.assert_array_equal(ours, theirs)
     np.testing.assert_allclose(s1["offset"][1], s2["offset"][1], atol=1e-6)
     assert np.abs(s2["offset"][1]).max() > 0
+
+
+def test_post_episodes_lengthen_the_query_set_within_the_trial():
+    dist = make_task_distribution("recsys.interest_evolution", num_topics=3, num_docs=6, slate_size=2,
+                                  interactions=4, corpus_seed=0)
+    learner = MAML(**{**SMALL, "inner_steps": 1, "post_episodes": 3})
+    learner.meta_train(dist, dist.sample(8, "train"), iterations=1)
+    env = dist.make_env(dist.sample(4, "train"))
+    pre, post = learner._collect(env)
+    assert len(pre) == 1 and post["reward"].shape == (4, 3) and post["choice"].shape == (4, 3)
+    with pytest.raises(MetaRLInputError, match=r"inner_steps=2 and post_episodes=3 need trials of at least 5"):
+        MAML(**{**SMALL, "inner_steps": 2, "post_episodes": 3}).meta_train(dist, iterations=1)
