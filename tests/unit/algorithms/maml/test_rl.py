@@ -221,7 +221,7 @@ def test_bad_rl_config_is_a_one_line_error(kwargs, message):
 
 def test_trial_too_short_for_inner_steps_is_a_clear_error():
     dist = PointNavigation(horizon=5, episodes=2)
-    with pytest.raises(MetaRLInputError, match=r"inner_steps=2 needs trials of at least 3 episodes"):
+    with pytest.raises(MetaRLInputError, match=r"inner_steps=2 and post_episodes=1 need trials of at least 3 episodes"):
         MAML(inner_steps=2).meta_train(dist, iterations=1)
 
 
