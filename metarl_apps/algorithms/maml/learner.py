@@ -26,7 +26,8 @@ import tensorflow as tf
 
 from metarl_apps.algorithms.maml.config import MAMLConfig
 from metarl_apps.algorithms.maml.losses import advantages, inner_update, ppo_outer_loss
-from metarl_apps.algorithms.maml.policy import CHOICE, FunctionalPolicyNet, MAMLPolicy, inner_loss_fn
+from metarl_apps.algorithms.maml.policy import FunctionalPolicyNet, MAMLPolicy, inner_loss_fn
+from metarl_apps.baselines.recsys import CHOICE
 from metarl_apps.core.agent import MetaLearner, TrainResult
 from metarl_apps.core.env import OBS
 from metarl_apps.core.errors import MetaRLInputError
@@ -141,8 +142,7 @@ class MAML(MetaLearner):
         for _ in range(self.config.post_episodes):  # > 1 only for reward_model: a longer query set
             episode, time_step = self._run_episode(env, stacked, time_step)
             posts.append(episode)
-        post = posts[0] if len(posts) == 1 else {k: tf.concat([e[k] for e in posts], axis=1) for k in posts[0]}
-        return pre, post
+        return pre, {k: tf.concat([e[k] for e in posts], axis=1) for k in posts[0]}
 
     def _meta_grads(self, pre: list[dict], post: dict) -> tuple[tf.Tensor, list[tf.Tensor]]:
         """Step 2: the outer loss (mean over tasks) and its gradient w.r.t. :attr:`trainable` (plain TF code):

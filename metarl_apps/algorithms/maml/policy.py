@@ -34,6 +34,7 @@ from tf_agents.trajectories import time_step as ts
 
 from metarl_apps.algorithms.maml.losses import advantages, pg_inner_loss
 from metarl_apps.algorithms.rl2.losses import action_distribution
+from metarl_apps.baselines.recsys import CHOICE
 from metarl_apps.core.agent import AdaptedPolicy
 from metarl_apps.core.env import NEW_EPISODE, OBS
 from metarl_apps.core.errors import MetaRLInputError
@@ -42,7 +43,6 @@ from metarl_apps.networks.functional import FunctionalMLP
 from metarl_apps.networks.recurrent import MASKED_LOGIT, action_layout
 
 tfd = tfp.distributions
-CHOICE = "choice"  # the recommender slate contract's chosen-position leaf (metarl_apps.adapters.recsys)
 
 
 class FunctionalPolicyNet:
@@ -61,10 +61,11 @@ class FunctionalPolicyNet:
         self._obs_spec = {OBS: observation_spec[OBS]}
         self.input_size = encoded_size(self._obs_spec)
         _, self._mask_spec = split_action_mask(self._obs_spec)
-        if self.reward_model and action_spec.dtype.is_floating:
-            raise MetaRLInputError(f"action spec {action_spec}: MAML objective 'reward_model' needs discrete actions "
-                                   f"or slates (one predicted reward per action / item); use 'policy_gradient'")
         if action_spec.dtype.is_floating:
+            if self.reward_model:
+                raise MetaRLInputError(f"action spec {action_spec}: MAML objective 'reward_model' needs discrete "
+                                       f"actions or slates (one predicted reward per action / item); use "
+                                       f"'policy_gradient'")
             if not isinstance(action_spec, tensor_spec.BoundedTensorSpec) or len(action_spec.shape) != 1:
                 raise MetaRLInputError(f"action spec {action_spec}: MAML's Gaussian head needs a bounded [A] float "
                                        f"action spec")
@@ -163,7 +164,7 @@ def inner_loss_fn(net: FunctionalPolicyNet, x, mask, raw, rewards, *, estimator:
     ``rewards [N, T]``). A ``reward_model`` network gets :func:`reward_model_loss_fn` (the other keywords are
     policy-gradient settings and are ignored)."""
     if net.reward_model:
-        return reward_model_loss_fn(net, x, raw, rewards, choice if net.item_feedback else None)
+        return reward_model_loss_fn(net, x, raw, rewards, choice)
     adv, values = advantages(x, rewards, discount=discount, baseline=baseline, normalize=normalize, per_task=True)
 
     def loss(stacked):
