@@ -44,9 +44,9 @@ from tf_agents.specs import tensor_spec
 from tf_agents.trajectories import policy_step
 
 from metarl_apps.baselines.base import StatefulPolicy, check_choice, check_number
-from metarl_apps.baselines.recsys import CHOICE, DOC_FEATURES, SlateBaseline, slate_dims, top_slate
+from metarl_apps.baselines.recsys import SlateBaseline, slate_dims, top_slate
 from metarl_apps.core.agent import is_first
-from metarl_apps.core.env import OBS
+from metarl_apps.core.env import CHOICE, DOC_FEATURES, OBS
 from metarl_apps.core.task import TaskDistribution
 
 

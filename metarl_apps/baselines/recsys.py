@@ -40,12 +40,11 @@ from tf_agents.trajectories import time_step as ts
 
 from metarl_apps.baselines.base import ConfiguredBaseline, StatefulPolicy, check_choice, check_int, check_number
 from metarl_apps.core.agent import is_first
-from metarl_apps.core.env import OBS, PREV_ACTION
+from metarl_apps.core.env import CHOICE, DOC_FEATURES, OBS, PREV_ACTION
 from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.core.task import Task, TaskDistribution
 
 FAMILIES = ("recsys.interest_evolution", "recsys.latent_factor")
-DOC_FEATURES, CHOICE, CONSUMED = "doc_features", "choice", "consumed"
 
 
 # ================================================================== the slate contract

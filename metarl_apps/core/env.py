@@ -39,6 +39,15 @@ PREV_ACTION = "prev_action"
 PREV_REWARD = "prev_reward"
 NEW_EPISODE = "new_episode"
 
+# keys of ``observation["obs"]`` in slate (recommender) families: every candidate document's features
+# ``[num_docs, F]``, the slate position the user chose last (``slate_size`` = none), the document id chosen last
+# (``num_docs`` = none) and the last consumed time. Defined here so baselines and learners need not import
+# the RecSim NG adapters.
+DOC_FEATURES = "doc_features"
+CHOICE = "choice"
+CLICKED = "clicked"
+CONSUMED = "consumed"
+
 
 def trial_observation_spec(task_obs_spec, action_spec) -> dict:
     """The observation spec of a trial environment built from a task observation spec and action spec."""

@@ -30,16 +30,13 @@ from recsim_ng.stories import recommendation_simulation as stories
 from tf_agents.specs import tensor_spec
 
 from metarl_apps.adapters.recsys import entities, sampling
-from metarl_apps.core.env import TrialEnvironment, trial_time_step_spec
+from metarl_apps.core.env import CHOICE, CLICKED, CONSUMED, DOC_FEATURES, TrialEnvironment, trial_time_step_spec
 from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.core.task import Task, TaskDistribution, positive_int
 
 Value = value_lib.Value
 
-DOC_FEATURES = "doc_features"
-CHOICE = "choice"
-CONSUMED = "consumed"
-CLICKED = "clicked"
+__all__ = ["CHOICE", "CLICKED", "CONSUMED", "DOC_FEATURES"]  # re-exported: the slate observation keys
 
 
 def finite_number(family: str, name: str, value: Any, low: float | None = None, low_open: bool = False) -> float:

@@ -39,6 +39,11 @@ class MAMLConfig:
         a bandit pull) one episode is one interaction, so 1 gives the outer loss a single sample per task.
       explore_epsilon: ``reward_model`` only: during meta-training a row serves a uniformly random action /
         slate with this probability (the adapted policy always serves its argmax / top-k).
+      scoring: ``reward_model`` only: ``"per_item"`` (default; one MLP over the whole encoded observation, one
+        output per action value / item id) or ``"item_features"`` (one shared MLP scores each item from its own
+        features ``obs["doc_features"]`` and the context — the last chosen item's features and the other
+        observation leaves; recommender families). With ``item_features`` an inner step on one user's clicks
+        generalises across similar items.
     Reinforcement learning (``algorithm: maml``; ignored by the supervised sinusoid code):
       estimator: inner policy-gradient loss: ``"reinforce"`` (log-prob times a constant advantage; the
         outer gradient misses the term from the sampling distribution's dependence on θ), ``"lvc"`` (ProMP's
@@ -73,6 +78,7 @@ class MAMLConfig:
     objective: str = "policy_gradient"
     post_episodes: int = 1
     explore_epsilon: float = 0.1
+    scoring: str = "per_item"
     estimator: str = "lvc"
     baseline: str = "linear"
     discount: float = 0.99
@@ -122,6 +128,10 @@ class MAMLConfig:
             fail("post_episodes", "must be a positive integer")
         if v > 1 and self.objective != "reward_model":
             fail("post_episodes", "must be 1 unless objective is 'reward_model' (the PPO outer loss takes one episode)")
+        if self.scoring not in ("per_item", "item_features"):
+            fail("scoring", "must be 'per_item' or 'item_features'")
+        if self.scoring == "item_features" and self.objective != "reward_model":
+            fail("scoring", "'item_features' scores items for a reward model: set objective 'reward_model' too")
         v = self.explore_epsilon
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
             fail("explore_epsilon", "must be in [0, 1]")

@@ -27,9 +27,8 @@ import tensorflow as tf
 from metarl_apps.algorithms.maml.config import MAMLConfig
 from metarl_apps.algorithms.maml.losses import advantages, inner_update, ppo_outer_loss
 from metarl_apps.algorithms.maml.policy import FunctionalPolicyNet, MAMLPolicy, inner_loss_fn
-from metarl_apps.baselines.recsys import CHOICE
 from metarl_apps.core.agent import MetaLearner, TrainResult
-from metarl_apps.core.env import OBS
+from metarl_apps.core.env import CHOICE, OBS
 from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.core.training import open_checkpoint, restore_latest, set_task_batch, train_loop
 from metarl_apps.networks.functional import stack_params
@@ -54,7 +53,7 @@ class MAML(MetaLearner):
     def _build(self, dist) -> None:
         c = self.config
         self.net = FunctionalPolicyNet(dist.observation_spec(), dist.action_spec(), c.hidden_sizes, c.activation,
-                                       reward_model=c.objective == "reward_model")
+                                       reward_model=c.objective == "reward_model", scoring=c.scoring)
         self.params = self.net.init_params(c.seed)
         if c.learn_inner_lr:
             self.lrs = [tf.Variable(tf.fill(s, float(c.inner_lr)), name=f"inner_lr_{i}")

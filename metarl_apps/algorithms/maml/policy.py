@@ -9,6 +9,13 @@ Heads (chosen from the action spec):
   * ``objective: reward_model`` (discrete actions and slates): one predicted reward per action value / item; the
     policy serves the argmax action / the top-k items (see :func:`reward_model_loss_fn`).
 
+Item scoring (``reward_model`` only): ``per_item`` (default) is one MLP over the whole encoded observation with
+one output per item id; ``item_features`` scores each item with one shared MLP over ``[its features, context]``
+(the features are ``obs["doc_features"]`` ``[num_items, F]``; the context is the features of the item chosen
+last — ``obs["clicked"]``, zeros and a 0 flag when none — and the other observation leaves). The same weights
+score every item, so what an inner step learns from one clicked item moves the scores of similar items (the
+global reward model baseline's inductive bias, here meta-learned and adapted per user).
+
 The network sees only ``observation["obs"]`` (encoded by :mod:`metarl_apps.networks.encoding`), not the trial
 inputs ``prev_action`` / ``prev_reward``: adaptation is the gradient step, not a memory.
 
@@ -34,11 +41,10 @@ from tf_agents.trajectories import time_step as ts
 
 from metarl_apps.algorithms.maml.losses import advantages, pg_inner_loss
 from metarl_apps.algorithms.rl2.losses import action_distribution
-from metarl_apps.baselines.recsys import CHOICE
 from metarl_apps.core.agent import AdaptedPolicy
-from metarl_apps.core.env import NEW_EPISODE, OBS
+from metarl_apps.core.env import CHOICE, CLICKED, DOC_FEATURES, NEW_EPISODE, OBS
 from metarl_apps.core.errors import MetaRLInputError
-from metarl_apps.networks.encoding import encode_observation, encoded_size, split_action_mask
+from metarl_apps.networks.encoding import ACTION_MASK, encode_observation, encoded_size, split_action_mask
 from metarl_apps.networks.functional import FunctionalMLP
 from metarl_apps.networks.recurrent import MASKED_LOGIT, action_layout
 
@@ -54,12 +60,14 @@ class FunctionalPolicyNet:
     """
 
     def __init__(self, observation_spec, action_spec, hidden_sizes: Sequence[int], activation: str = "tanh",
-                 dtype: tf.DType = tf.float32, reward_model: bool = False):
+                 dtype: tf.DType = tf.float32, reward_model: bool = False, scoring: str = "per_item"):
         self.reward_model = bool(reward_model)
+        self.item_scoring = scoring == "item_features"
         self.observation_spec = observation_spec
         self.action_spec = action_spec
         self._obs_spec = {OBS: observation_spec[OBS]}
         self.input_size = encoded_size(self._obs_spec)
+        self.input_shape: tuple[int, ...] = (self.input_size,)  # of one step's features (see :meth:`features`)
         _, self._mask_spec = split_action_mask(self._obs_spec)
         if action_spec.dtype.is_floating:
             if self.reward_model:
@@ -89,9 +97,30 @@ class FunctionalPolicyNet:
         obs = observation_spec[OBS]
         self.item_feedback = bool(self.reward_model and len(self.action_shape) == 1 and isinstance(obs, dict)
                                   and CHOICE in obs)
+        if self.item_scoring:
+            out = self._init_item_scoring(obs)
         self.dtype = tf.as_dtype(dtype)  # float64 only for finite-difference tests
         self.mlp = FunctionalMLP(self.input_size, hidden_sizes, out, activation=activation, dtype=self.dtype)
         self.raw_dtype = tf.float32 if self.continuous else tf.int32
+
+    def _init_item_scoring(self, obs_spec) -> int:
+        """Check the family for ``scoring: item_features``, set the per-item input size; returns the MLP's outputs."""
+        docs = obs_spec.get(DOC_FEATURES) if isinstance(obs_spec, dict) else None
+        shape = docs.shape.as_list() if docs is not None else None
+        if not self.reward_model or self.continuous:
+            raise MetaRLInputError("MAML scoring 'item_features' scores items for a reward model: it needs objective "
+                                   "'reward_model' (discrete actions or slates); use scoring 'per_item'")
+        if shape is None or len(shape) != 2 or shape[0] != self.num_values:
+            raise MetaRLInputError(
+                f"MAML scoring 'item_features' needs obs[{DOC_FEATURES!r}] of shape [num_items={self.num_values}, F] "
+                f"(one feature row per action value / item); this family's observation has "
+                f"{sorted(obs_spec) if isinstance(obs_spec, dict) else obs_spec}; use scoring 'per_item'")
+        self._context_spec = {k: v for k, v in obs_spec.items() if k not in (DOC_FEATURES, CLICKED, ACTION_MASK)}
+        self._has_clicked = CLICKED in obs_spec
+        f = int(shape[1])
+        self.input_size = f + (f + 1 if self._has_clicked else 0) + encoded_size(self._context_spec)
+        self.input_shape = (self.num_values, self.input_size)
+        return 1
 
     # -------------------------------------------------------------- parameters
     @property
@@ -108,11 +137,31 @@ class FunctionalPolicyNet:
 
     # ----------------------------------------------------------------- forward
     def features(self, observation, outer_rank: int = 1) -> tuple[tf.Tensor, tf.Tensor | None]:
-        """``(x [*outer, D], action mask [*outer, n] or None)`` of a trial observation."""
+        """``(x [*outer, *input_shape], action mask [*outer, n] or None)`` of a trial observation: ``x`` is the
+        encoded observation ``[D]``, or with item scoring one input row per item ``[num_items, D_item]``."""
         obs = {OBS: observation[OBS]}
-        x = encode_observation(obs, self._obs_spec, outer_rank)
+        x = self._item_inputs(obs[OBS], outer_rank) if self.item_scoring else encode_observation(
+            obs, self._obs_spec, outer_rank)
         _, mask = split_action_mask(obs)
         return x, (tf.cast(mask, tf.float32) if mask is not None else None)
+
+    def _item_inputs(self, obs, outer_rank: int) -> tf.Tensor:
+        """``[*outer, num_items, D_item]``: each item's features, then the shared context (see the module doc)."""
+        docs = tf.cast(obs[DOC_FEATURES], tf.float32)  # [*outer, I, F]
+        parts = []
+        if self._has_clicked:
+            clicked = tf.cast(obs[CLICKED], tf.int32)
+            flag = tf.cast(clicked < self.num_values, tf.float32)[..., None]
+            doc = tf.gather(docs, tf.minimum(clicked, self.num_values - 1), batch_dims=outer_rank)
+            parts += [doc * flag, flag]
+        if self._context_spec:
+            rest = {k: obs[k] for k in self._context_spec}
+            parts.append(encode_observation({OBS: rest}, {OBS: self._context_spec}, outer_rank))
+        if not parts:
+            return docs
+        context = tf.concat(parts, axis=-1)[..., None, :]
+        context = tf.broadcast_to(context, tf.concat([tf.shape(docs)[:-1], tf.shape(context)[-1:]], 0))
+        return tf.concat([docs, context], axis=-1)
 
     def distribution(self, stacked: Sequence[tf.Tensor], x: tf.Tensor, mask: tf.Tensor | None = None):
         """The action distribution over raw actions (``u`` or 0-based indices), batch ``[N, M]``.
@@ -134,8 +183,14 @@ class FunctionalPolicyNet:
 
     # ------------------------------------------------------ reward-model head
     def scores(self, stacked: Sequence[tf.Tensor], x: tf.Tensor) -> tf.Tensor:
-        """``reward_model``: predicted reward of every action value / item, ``[N, M, num_values]``."""
-        return self.mlp.apply_batched(stacked[:len(self.mlp.param_shapes)], x)
+        """``reward_model``: predicted reward of every action value / item, ``[N, M, num_values]`` (``x``
+        ``[N, M, *input_shape]``)."""
+        params = stacked[:len(self.mlp.param_shapes)]
+        if not self.item_scoring:
+            return self.mlp.apply_batched(params, x)
+        shape = tf.shape(x)  # [N, M, I, D_item]: all items of all steps in one batched matmul per layer
+        out = self.mlp.apply_batched(params, tf.reshape(x, [shape[0], shape[1] * shape[2], shape[3]]))
+        return tf.reshape(out, shape[:3])
 
     def serve(self, scores: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
         """``reward_model``: the argmax allowed action ``[...]``, or the top-k items ``[..., k]`` of ``scores``."""
@@ -218,10 +273,10 @@ class MAMLPolicy(AdaptedPolicy):
         self._budget = int(budget)
         self._loss_kwargs = dict(estimator=estimator, baseline=baseline, discount=discount, normalize=normalize)
         self._greedy = greedy
-        h, d = self._horizon, net.input_size
+        h = self._horizon
         state_spec = {
             "offset": [tensor_spec.TensorSpec(s, tf.float32) for s in net.param_shapes],
-            "x": tensor_spec.TensorSpec((h, d), tf.float32),
+            "x": tensor_spec.TensorSpec((h, *net.input_shape), tf.float32),
             "raw": tensor_spec.TensorSpec((h, *net.action_shape), net.raw_dtype),
             "reward": tensor_spec.TensorSpec((h,), tf.float32),
             "t": tensor_spec.TensorSpec((), tf.int32),  # steps of the current episode taken so far

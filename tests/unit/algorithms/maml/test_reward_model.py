@@ -128,3 +128,89 @@ def test_post_episodes_lengthen_the_query_set_within_the_trial():
     assert len(pre) == 1 and post["reward"].shape == (4, 3) and post["choice"].shape == (4, 3)
     with pytest.raises(MetaRLInputError, match=r"inner_steps=2 and post_episodes=3 need trials of at least 5"):
         MAML(**{**SMALL, "inner_steps": 2, "post_episodes": 3}).meta_train(dist, iterations=1)
+
+
+# ------------------------------------------------------------------ item-feature scoring
+RECSYS = dict(num_topics=3, num_docs=6, slate_size=2, interactions=4, corpus_seed=0)
+
+
+def _item_net(hidden=()):
+    dist = make_task_distribution("recsys.interest_evolution", **RECSYS)
+    net = FunctionalPolicyNet(dist.observation_spec(), dist.action_spec(), hidden_sizes=hidden, reward_model=True,
+                              scoring="item_features")
+    return dist, net
+
+
+def test_item_inputs_hold_each_documents_features_and_the_last_clicked_documents():
+    dist, net = _item_net()
+    docs = dist.doc_feature_matrix  # [6, 4]
+    env = dist.make_env(dist.sample(3, "test"))
+    time_step = env.reset()
+    x, _ = net.features(time_step.observation)
+    f = docs.shape[1]
+    # per item: its features, the clicked document's features and flag, choice one-hot (3), consumed
+    assert x.shape == (3, 6, f + f + 1 + 3 + 1) and net.input_shape == (6, 2 * f + 5)
+    np.testing.assert_allclose(x[0, :, :f], docs)
+    np.testing.assert_allclose(x[:, :, f:2 * f + 1], 0.0)  # first step: nothing clicked yet
+    for _ in range(3):  # the context row is the same for every item and names the clicked document
+        time_step = env.step(tf.constant([[0, 1], [2, 3], [4, 5]]))
+        x, _ = net.features(time_step.observation)
+        clicked = time_step.observation["obs"]["clicked"].numpy()
+        for row in range(3):
+            ctx = x[row, :, f:].numpy()
+            np.testing.assert_allclose(ctx, np.broadcast_to(ctx[0], ctx.shape))
+            want = np.append(docs[clicked[row]], 1.0) if clicked[row] < 6 else np.zeros(f + 1)
+            np.testing.assert_allclose(ctx[0, :f + 1], want, atol=1e-6)
+
+
+def test_item_scoring_is_one_shared_function_and_an_inner_step_moves_unserved_items():
+    dist, net = _item_net()
+    env = dist.make_env(dist.sample(1, "test"))
+    x, _ = net.features(env.reset().observation)
+    x = x[None]  # [N=1, M=1, I, D]
+    params = [tf.Variable(p) for p in net.init_params(0)]
+    w, b = params[0].numpy(), params[1].numpy()
+    stacked = [p[None] for p in params]
+    scores = net.scores(stacked, x)
+    np.testing.assert_allclose(scores[0, 0], x[0, 0].numpy() @ w[:, 0] + b[0], rtol=1e-5, atol=1e-6)  # linear
+    # one inner step on a served slate of items 0 and 1 (item 0 chosen, reward 1): unlike one output per item
+    # id, the shared weights move the scores of the unserved items 2..5 too
+    loss = reward_model_loss_fn(net, x, tf.constant([[[0, 1]]]), tf.constant([[1.0]]), tf.constant([[0]]))
+    adapted = inner_update(stacked, loss, 0.5, 1, first_order=True)
+    moved = np.abs(net.scores(adapted, x).numpy() - scores.numpy())[0, 0]
+    assert (moved[2:] > 1e-4).all()
+    per_item = FunctionalPolicyNet(dist.observation_spec(), dist.action_spec(), hidden_sizes=(), reward_model=True)
+    xp, _ = per_item.features(env.reset().observation)
+    p_stacked = [p[None] for p in per_item.init_params(0)]
+    p_loss = reward_model_loss_fn(per_item, xp[None], tf.constant([[[0, 1]]]), tf.constant([[1.0]]),
+                                  tf.constant([[0]]))
+    p_adapted = inner_update(p_stacked, p_loss, 0.5, 1, first_order=True)
+    p_moved = np.abs(per_item.scores(p_adapted, xp[None]).numpy() - per_item.scores(p_stacked, xp[None]).numpy())[0, 0]
+    np.testing.assert_allclose(p_moved[2:], 0.0, atol=1e-7)
+
+
+def test_item_scoring_meta_trains_adapts_and_survives_policy_saver(tmp_path):
+    dist = make_task_distribution("recsys.interest_evolution", **RECSYS)
+    learner = MAML(**SMALL, scoring="item_features", learn_inner_lr=True, post_episodes=2)
+    result = learner.meta_train(dist, dist.sample(8, "train"), iterations=3)
+    assert np.isfinite(result.metrics["outer_loss"])
+    tasks = dist.sample(5, "test")
+    policy = learner.adapt(tasks, 2)
+    policy_saver.PolicySaver(policy, batch_size=None).save(str(tmp_path / "policy"))
+    loaded = tf.saved_model.load(str(tmp_path / "policy"))
+    ours, s1 = play(policy, dist, tasks, steps=4)
+    theirs, s2 = play(loaded, dist, tasks, steps=4)
+    np.testing.assert_array_equal(ours, theirs)
+    assert all(len(set(row)) == row.size for row in ours.reshape(-1, 2))  # top-k: distinct items
+    assert int(s2["steps"][0]) == 2 and np.abs(s2["offset"][0]).max() > 0
+    np.testing.assert_allclose(s1["offset"][0], s2["offset"][0], atol=1e-5)
+
+
+def test_item_scoring_errors_name_the_fix():
+    with pytest.raises(MetaRLInputError, match="scoring=.*'item_features' scores items for a reward model"):
+        MAML(hidden_sizes=(8,), scoring="item_features")
+    with pytest.raises(MetaRLInputError, match="scoring=.*must be 'per_item' or 'item_features'"):
+        MAML(**SMALL, scoring="features")
+    dist = BernoulliBandits(arms=3, pulls=4)
+    with pytest.raises(MetaRLInputError, match=r"needs obs\['doc_features'\] of shape \[num_items=3, F\]"):
+        MAML(**SMALL, scoring="item_features").meta_train(dist, iterations=1)
