@@ -38,7 +38,8 @@ class RL2Config:
         checkpoint), so the value loss has the same scale on every family (bandit trials return ~6, MDP
         trials ~150) and does not drown the policy gradient in the shared trunk.
     Acting:
-      greedy_eval: act by argmax after meta-training (default: sample, the exploration is learned).
+      greedy_eval: act by argmax after meta-training (default: sample, the exploration is learned). On slate
+        families with independent slot heads each slot takes its best item not already in the slate.
     Bookkeeping:
       checkpoint_every: iterations between checkpoints (the last iteration is always saved).
       log_every: iterations between TensorBoard summaries.

@@ -211,6 +211,7 @@ class RL2(MetaLearner):
     def _adapt(self, env, tasks, budget):
         dist = self._dist
         return RL2Policy(self.net, dist.time_step_spec(), dist.action_spec(), greedy=self.config.greedy_eval,
+                         distinct=bool(getattr(dist, "slate_actions", False)),
                          adaptation={"algorithm": "rl2", "budget": budget,
                                      "tasks": [t.task_id for t in tasks] if tasks else None})
 

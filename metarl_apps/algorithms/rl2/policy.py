@@ -13,17 +13,20 @@ from tf_agents.trajectories import policy_step
 
 from metarl_apps.algorithms.rl2.losses import action_distribution
 from metarl_apps.core.agent import AdaptedPolicy
-from metarl_apps.networks.recurrent import RecurrentActorCritic
+from metarl_apps.networks.recurrent import MASKED_LOGIT, RecurrentActorCritic
 from metarl_apps.networks.shared_agents import SharedAgentsActorCritic
 
 
 class RL2Policy(AdaptedPolicy):
     def __init__(self, net: RecurrentActorCritic | SharedAgentsActorCritic, time_step_spec, action_spec, *,
-                 greedy: bool = False, adaptation: dict | None = None):
+                 greedy: bool = False, distinct: bool = False, adaptation: dict | None = None):
+        """``greedy``: act by the mode; ``distinct`` (slate families with independent slot heads): the greedy
+        slate takes each slot's best item among those earlier slots have not taken, so items never repeat."""
         super().__init__(time_step_spec, action_spec, policy_state_spec=net.state_spec, adaptation=adaptation,
                          name="rl2_policy")
         self._net = net
         self._greedy = greedy
+        self._distinct = distinct and not net.slate_size and len(net.action_shape) == 1
 
     def _distribution(self, time_step, policy_state):
         logits, _, new_state = self._net.step(time_step.observation, policy_state)
@@ -34,6 +37,8 @@ class RL2Policy(AdaptedPolicy):
         if self._greedy:
             if self._net.slate_size:
                 mode = tf.math.top_k(logits, k=self._net.slate_size).indices + self._net.action_min
+            elif self._distinct:
+                mode = distinct_slots(logits) + self._net.action_min
             else:
                 mode = tf.argmax(logits, axis=-1, output_type=tf.int32) + self._net.action_min
             dist = tfp.distributions.Deterministic(loc=tf.cast(mode, self.action_spec.dtype))
@@ -43,6 +48,18 @@ class RL2Policy(AdaptedPolicy):
             dist = _Shifted(action_distribution(logits, len(self._net.action_shape), self._net.slate_size),
                             self._net.action_min, self.action_spec.dtype)
         return policy_step.PolicyStep(dist, new_state, ())
+
+
+def distinct_slots(logits: tf.Tensor) -> tf.Tensor:
+    """``[B, k]``: slot by slot, the highest-logit item not taken by an earlier slot (``logits [B, k, n]``)."""
+    k, n = logits.shape[-2], logits.shape[-1]
+    taken = tf.zeros_like(logits[:, 0])
+    picks = []
+    for j in range(k):
+        pick = tf.argmax(tf.where(taken > 0.5, MASKED_LOGIT, logits[:, j]), axis=-1, output_type=tf.int32)
+        taken += tf.one_hot(pick, n, dtype=logits.dtype)
+        picks.append(pick)
+    return tf.stack(picks, axis=-1)
 
 
 class _Shifted(tfp.distributions.Distribution):

@@ -160,3 +160,23 @@ def test_multi_discrete_actions_run():
     learner = _trained(dist)
     curve = learner.evaluate(dist, dist.sample(8, "test"), [1, 4])
     assert curve.values.shape == (1, 8, 2)
+
+
+def test_greedy_slates_of_independent_slot_heads_never_repeat_an_item():
+    from metarl_apps.algorithms.rl2.policy import distinct_slots
+    from metarl_apps.core.registry import make_task_distribution
+
+    logits = tf.constant([[[0.0, 5.0, 1.0, 2.0], [0.0, 9.0, 3.0, 1.0], [4.0, 8.0, 3.5, 0.0]]])  # 3 slots, 4 items
+    # slot 0 takes item 1; slot 1's best (item 1) is taken, so item 2; slot 2 then item 0
+    assert distinct_slots(logits).numpy().tolist() == [[1, 2, 0]]
+    dist = make_task_distribution("recsys.interest_evolution", num_topics=3, num_docs=6, slate_size=3,
+                                  interactions=4, corpus_seed=0)
+    learner = _trained(dist, greedy_eval=True)
+    tasks = dist.sample(8, "test")
+    policy = learner.adapt(tasks, 4)
+    env = dist.make_env(tasks)
+    ts, state = env.reset(), policy.get_initial_state(8)
+    for _ in range(4):
+        step = policy.action(ts, state)
+        assert all(len(set(row)) == 3 for row in step.action.numpy().tolist())
+        ts, state = env.step(step.action), step.state
