@@ -128,6 +128,14 @@ def train_learners(scenario, out_dir, *, seed=None, resume=False, progress=True,
     return reports
 
 
+def adaptation_numbers(policy) -> dict[str, float]:
+    """The numeric entries of an adapted policy's ``adaptation`` record (e.g. MQL's effective sample sizes and
+    clipped-weight fraction), without the budget; ``{}`` for policies that report none."""
+    record = getattr(policy, "adaptation", None) or {}
+    return {k: float(v) for k, v in record.items()
+            if k != "budget" and isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)}
+
+
 def adapt_learner(scenario, out_dir, *, agent: str | None, budget: int, num_tasks: int = 100, seed=None,
                   model: str | os.PathLike | None = None, log: Callable[[str], None] = print) -> Curve:
     """Adapt a trained learner to ``num_tasks`` held-out tasks and log its adaptation curve.
@@ -253,6 +261,7 @@ def run_scenario(
     curves: dict[str, Curve] = {}
     episode_curves: dict[str, Curve] = {}  # the return of inner episode K alone (not cumulative)
     wall: dict[str, float] = {}
+    diagnostics: dict[str, list[dict]] = {}  # numeric adaptation diagnostics of each evaluated policy
     learners: dict = {}
     for spec in specs:
         start = time.time()
@@ -275,10 +284,15 @@ def run_scenario(
                 if s == 0:
                     learners[spec.name] = (agent, trained)
             bar = _tqdm(len(test_tasks), f"{spec.name} seed {s}", progress)
-            episodes = trial_returns(
-                lambda chunk, cseed, agent=agent: agent.policy_for(dist, chunk, seed=cseed, budget=max(budgets)),
-                dist, test_tasks, max(budgets), env_seed=scenario.env_seed, seed=1_000_003 * s,
-                on_chunk=bar.update)
+            def make_policy(chunk, cseed, agent=agent, seed_index=s, name=spec.name):
+                policy = agent.policy_for(dist, chunk, seed=cseed, budget=max(budgets))
+                numbers = adaptation_numbers(policy)
+                if numbers:
+                    diagnostics.setdefault(name, []).append({"seed": seed_index, "tasks": len(chunk), **numbers})
+                return policy
+
+            episodes = trial_returns(make_policy, dist, test_tasks, max(budgets), env_seed=scenario.env_seed,
+                                     seed=1_000_003 * s, on_chunk=bar.update)
             bar.close()
             per_seed.append(np.cumsum(episodes, axis=1)[:, [b - 1 for b in budgets]])
             per_seed_episodes.append(episodes[:, [b - 1 for b in budgets]])
@@ -327,6 +341,7 @@ def run_scenario(
         "wall_time_s": {**wall, "total": round(time.time() - t0, 3)},
         "scenario_file": str(scenario.path),
         "models": stand_ins,
+        "adaptation": diagnostics,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     if dist.budget_unit == "episodes":  # per-episode return (and success rate) at each budget K: episode K alone
@@ -436,6 +451,9 @@ def render_report(results: dict) -> str:
                   ""] + _table(results["success_rows"], budgets)
     for name in results.get("filmstrips", []):
         lines += ["", f"![{name}]({name})"]
+    for agent, records in (results.get("adaptation") or {}).items():
+        lines += ["", f"Adaptation diagnostics of `{agent}` (per training seed and chunk of held-out tasks):", ""]
+        lines += [", ".join(f"{k} {v:.4g}" for k, v in r.items()) for r in records]
     if results.get("references"):
         lines += ["", "Reference values: " + ", ".join(f"{k} = {v:.4f}" for k, v in results["references"].items())]
     if results["expectations"]:

@@ -12,11 +12,11 @@ from metarl_apps.scenario import load_scenario
 from metarl_apps.scenario.runner import run_scenario
 
 
-def _scenario(tmp_path, family: dict, agents: list[dict], budgets=(1, 2, 3)):
+def _scenario(tmp_path, family: dict, agents: list[dict], budgets=(1, 2, 3), train: int = 0):
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump({
         "name": "episode-metrics", "tier": "smoke", "family": family,
-        "tasks": {"train": 0, "test": 24, "seed": 3}, "budgets": list(budgets), "agents": agents}))
+        "tasks": {"train": train, "test": 24, "seed": 3}, "budgets": list(budgets), "agents": agents}))
     return load_scenario(path)
 
 
@@ -64,3 +64,18 @@ def test_filmstrip_follows_the_agent_to_the_goal_in_every_episode(tmp_path):
     assert returns == [1.0, 1.0, 1.0]
     png = filmstrip.write_filmstrip(tmp_path / "f.png", dist.render_level(task), paths, returns, dist.cell_px, "t")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_adaptation_diagnostics_of_offline_mql_reach_results_and_report(tmp_path):
+    scenario = _scenario(tmp_path, {"name": "bandits.bernoulli", "params": {"arms": 3, "pulls": 10}}, [
+        {"name": "mql_offline", "algorithm": "mql", "train": {"iterations": 2},
+         "config": {"hidden_size": 8, "head_size": 8, "tasks_per_iteration": 8, "batch_size": 4,
+                    "scoring": "offline", "logged_interactions": 5, "propensity_steps": 5, "adapt_steps": 5}},
+        {"name": "random", "baseline": "random"}], budgets=(5, 10), train=16)
+    result = run_scenario(scenario, tmp_path / "out", progress=False, log=lambda _: None).results
+    (record,) = result["adaptation"]["mql_offline"]
+    assert record["seed"] == 0 and record["tasks"] == 24
+    assert 1.0 <= record["ess_min"] <= record["ess_mean"] <= record["ess_max"] <= record["meta_transitions"]
+    assert 0.0 <= record["clipped_fraction"] <= 1.0 and "random" not in result["adaptation"]
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["adaptation"] == result["adaptation"]
+    assert "Adaptation diagnostics of `mql_offline`" in (tmp_path / "out" / "report.md").read_text()
