@@ -5,6 +5,11 @@ Discrete actions of any shape (scalar, multi-discrete ``[m]``) get one categoric
 logits ``[..., *action_shape, num_values]``. Slates (``slate=True``: ``[k]`` distinct items) get one logit
 per item, ``[..., num_values]``, for a Plackett-Luce slate distribution (``algorithms/rl2/losses.py``).
 An ``obs["action_mask"]`` (1 = allowed) masks the logits of scalar actions.
+
+``scoring="item_features"`` (slate / multi-slot families whose ``obs["doc_features"]`` ``[num_values, F]`` gives
+every item's features): the logits come from one shared scorer over ``[memory, item features]`` —
+``Dense(relu(W_h h + W_d x_i + b))`` per item — instead of one output per item id, so what the policy learns
+about one item carries over to items with similar features.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 from tf_agents.specs import tensor_spec
 
+from metarl_apps.core.env import DOC_FEATURES, OBS
 from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.networks.encoding import encode_observation, encoded_size, split_action_mask
 
@@ -40,7 +46,8 @@ class RecurrentActorCritic(tf.Module):
     """
 
     def __init__(self, observation_spec, action_spec, *, cell: str = "lstm", hidden_size: int = 128,
-                 embed_sizes: tuple[int, ...] = (64,), slate: bool = False, name: str = "recurrent_actor_critic"):
+                 embed_sizes: tuple[int, ...] = (64,), slate: bool = False, scoring: str = "per_item",
+                 item_hidden: int = 64, name: str = "recurrent_actor_critic"):
         super().__init__(name=name)
         self.observation_spec = observation_spec
         self.action_spec = action_spec
@@ -62,7 +69,16 @@ class RecurrentActorCritic(tf.Module):
             self._rnn = tf.keras.layers.GRU(hidden_size, return_sequences=True, return_state=True, name="gru")
         else:
             raise MetaRLInputError(f"cell={cell!r}: must be 'lstm' or 'gru'")
-        n_logits = self.num_values if self.slate_size else int(np.prod(self.action_shape or (1,))) * self.num_values
+        self.item_scoring = scoring == "item_features"
+        if self.item_scoring:
+            self._check_item_features(observation_spec)
+            self._item_h = tf.keras.layers.Dense(item_hidden, name="item_memory")
+            self._item_x = tf.keras.layers.Dense(item_hidden, use_bias=False, name="item_features")
+            n_logits = 1 if self.slate_size else max(1, int(np.prod(self.action_shape or (1,))))
+        elif scoring == "per_item":
+            n_logits = self.num_values if self.slate_size else int(np.prod(self.action_shape or (1,))) * self.num_values
+        else:
+            raise MetaRLInputError(f"scoring={scoring!r}: must be 'per_item' or 'item_features'")
         self._policy_head = tf.keras.layers.Dense(
             n_logits, kernel_initializer=tf.keras.initializers.Orthogonal(0.01), name="policy")
         self._value_head = tf.keras.layers.Dense(1, name="value")
@@ -71,6 +87,16 @@ class RecurrentActorCritic(tf.Module):
         # Build every layer once so `step` and `unroll` share variables from the start.
         self.unroll(tf.nest.map_structure(lambda s: tf.zeros([1, 1] + s.shape.as_list(), s.dtype), observation_spec),
                     self.initial_state(1))
+
+    def _check_item_features(self, observation_spec) -> None:
+        obs = observation_spec.get(OBS) if isinstance(observation_spec, dict) else None
+        docs = obs.get(DOC_FEATURES) if isinstance(obs, dict) else None
+        shape = docs.shape.as_list() if docs is not None else None
+        if shape is None or len(shape) != 2 or shape[0] != self.num_values or len(self.action_shape) > 1:
+            raise MetaRLInputError(
+                f"scoring 'item_features' needs obs[{DOC_FEATURES!r}] of shape [num_items={self.num_values}, F] "
+                f"(one feature row per action value) and a scalar or [k] action; this family's observation is "
+                f"{sorted(obs) if isinstance(obs, dict) else obs}; use scoring 'per_item'")
 
     # ------------------------------------------------------------------ state
     @property
@@ -90,9 +116,15 @@ class RecurrentActorCritic(tf.Module):
 
     def _heads(self, h: tf.Tensor, observation) -> tuple[tf.Tensor, tf.Tensor]:
         outer = tf.shape(h)[:-1]
-        logits = self._policy_head(h)
         per_item = [] if self.slate_size else list(self.action_shape)
-        logits = tf.reshape(logits, tf.concat([outer, per_item + [self.num_values]], 0))
+        if self.item_scoring:  # [..., items, outputs] from the shared scorer -> [..., *slots, items]
+            docs = tf.cast(observation[OBS][DOC_FEATURES], tf.float32)
+            z = tf.nn.relu(self._item_h(h)[..., None, :] + self._item_x(docs))
+            logits = self._policy_head(z)
+            logits = tf.squeeze(logits, -1) if not per_item else tf.linalg.matrix_transpose(logits)
+        else:
+            logits = self._policy_head(h)
+            logits = tf.reshape(logits, tf.concat([outer, per_item + [self.num_values]], 0))
         _, mask = split_action_mask(observation)
         if mask is not None and not self.action_shape:
             logits = tf.where(tf.cast(mask, tf.bool), logits, MASKED_LOGIT)

@@ -19,6 +19,10 @@ class RL2Config:
         item) instead of k independent categoricals; ``None`` = ask the task family (``slate_actions``).
         Default False: on recsys.interest_evolution (1000 iterations, 128 users/iteration) Plackett-Luce
         collapsed to a near-fixed slate (37.7 at K=50) while independent slots reached 40.6-40.8.
+      scoring: ``"per_item"`` (default; the policy head has one output per item id) or ``"item_features"``
+        (families whose ``obs["doc_features"]`` gives every item's features, e.g. recommender slates: one
+        shared scorer over the memory and each item's features; what is learnt about one item carries over
+        to similar items).
     Meta-batch:
       tasks_per_iteration: tasks (one trial each) rolled out per training iteration.
     PPO:
@@ -49,6 +53,7 @@ class RL2Config:
     hidden_size: int = 128
     embed_sizes: tuple[int, ...] = (64,)
     slate: bool | None = False
+    scoring: str = "per_item"
     tasks_per_iteration: int = 256
     learning_rate: float = 1e-3
     max_grad_norm: float = 1.0
@@ -102,5 +107,7 @@ class RL2Config:
             fail("entropy_anneal_iterations", "must be a non-negative integer (0 = no annealing)")
         if (self.entropy_coef_final is None) != (v == 0):
             fail("entropy_anneal_iterations", "set it and entropy_coef_final together (both or neither)")
+        if self.scoring not in ("per_item", "item_features"):
+            fail("scoring", "must be 'per_item' or 'item_features'")
         if self.minibatches > self.tasks_per_iteration:
             fail("minibatches", f"must be <= tasks_per_iteration ({self.tasks_per_iteration})")

@@ -46,6 +46,9 @@ class RL2(MetaLearner):
         slate = c.slate if c.slate is not None else bool(getattr(dist, "slate_actions", False))
         agents = int(getattr(dist, "num_controlled_agents", 1))
         if agents > 1:  # several agents: shared parameters, per-agent memory
+            if c.scoring != "per_item":
+                raise MetaRLInputError(f"RL2: scoring={c.scoring!r} does not apply to {dist.family!r}, whose learner "
+                                       f"moves {agents} agents; use scoring 'per_item'")
             if slate:
                 raise MetaRLInputError(f"RL2: slate=True does not apply to {dist.family!r}, whose learner moves "
                                        f"{agents} agents (one discrete action each)")
@@ -53,7 +56,8 @@ class RL2(MetaLearner):
                                                hidden_size=c.hidden_size, embed_sizes=c.embed_sizes)
         else:
             self.net = RecurrentActorCritic(dist.observation_spec(), dist.action_spec(), cell=c.cell,
-                                            hidden_size=c.hidden_size, embed_sizes=c.embed_sizes, slate=slate)
+                                            hidden_size=c.hidden_size, embed_sizes=c.embed_sizes, slate=slate,
+                                            scoring=c.scoring)
         self._optimizer = tf.keras.optimizers.Adam(c.learning_rate)
         self._optimizer.build(self.net.trainable_variables)
         self._return_scale = tf.Variable(1.0, trainable=False, name="return_scale")

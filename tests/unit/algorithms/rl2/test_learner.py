@@ -180,3 +180,50 @@ def test_greedy_slates_of_independent_slot_heads_never_repeat_an_item():
         step = policy.action(ts, state)
         assert all(len(set(row)) == 3 for row in step.action.numpy().tolist())
         ts, state = env.step(step.action), step.state
+
+
+def test_item_feature_scoring_shares_one_scorer_across_items():
+    from metarl_apps.core.errors import MetaRLInputError
+    from metarl_apps.core.registry import make_task_distribution
+    from metarl_apps.networks.recurrent import RecurrentActorCritic
+
+    dist = make_task_distribution("recsys.interest_evolution", num_topics=3, num_docs=6, slate_size=2,
+                                  interactions=4, corpus_seed=0)
+    spec = dist.observation_spec()
+    for slate, shape in ((False, (1, 2, 6)), (True, (1, 6))):
+        net = RecurrentActorCritic(spec, dist.action_spec(), hidden_size=8, embed_sizes=(8,), slate=slate,
+                                   scoring="item_features")
+        obs = tf.nest.map_structure(lambda s: tf.zeros([1] + s.shape.as_list(), s.dtype), spec)
+        docs = np.random.default_rng(0).normal(size=(1, 6, 4)).astype(np.float32)
+        docs[0, 1] = docs[0, 0]  # items 0 and 1 look the same
+        obs["obs"]["doc_features"] = tf.constant(docs)
+        assert net.step(obs, net.initial_state(1))[0].shape == shape
+        memory = tf.constant(np.random.default_rng(1).normal(size=(1, 8)).astype(np.float32))
+        logits, _ = net._heads(memory, obs)  # the policy head on a fixed memory
+        np.testing.assert_allclose(logits[..., 0], logits[..., 1])
+        docs[0, 2] += 1.0  # only item 2's logit moves when only item 2's features change
+        obs["obs"]["doc_features"] = tf.constant(docs)
+        moved = np.abs(net._heads(memory, obs)[0].numpy() - logits.numpy())
+        assert (moved[..., 2] > 0).all() and np.allclose(np.delete(moved, 2, axis=-1), 0.0)
+    with pytest.raises(MetaRLInputError, match=r"scoring 'item_features' needs obs\['doc_features'\]"):
+        RL2(**TINY, scoring="item_features").meta_train(BernoulliBandits(arms=3, pulls=4), iterations=1)
+    with pytest.raises(MetaRLInputError, match="scoring='by_id': must be 'per_item' or 'item_features'"):
+        RL2(scoring="by_id")
+
+
+def test_item_feature_scoring_trains_and_survives_policy_saver(tmp_path):
+    from metarl_apps.core.registry import make_task_distribution
+
+    dist = make_task_distribution("recsys.interest_evolution", num_topics=3, num_docs=6, slate_size=2,
+                                  interactions=4, corpus_seed=0)
+    learner = _trained(dist, scoring="item_features", greedy_eval=True)
+    tasks = dist.sample(4, "test")
+    policy = learner.adapt(tasks, 4)
+    policy_saver.PolicySaver(policy, batch_size=None).save(str(tmp_path / "policy"))
+    loaded = tf.saved_model.load(str(tmp_path / "policy"))
+    env = dist.make_env(tasks)
+    ts, ours, theirs = env.reset(), policy.get_initial_state(4), loaded.get_initial_state(4)
+    for _ in range(4):
+        a, b = policy.action(ts, ours), loaded.action(ts, theirs)
+        np.testing.assert_array_equal(a.action.numpy(), b.action.numpy())
+        ts, ours, theirs = env.step(a.action), a.state, b.state
