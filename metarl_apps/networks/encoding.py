@@ -11,6 +11,9 @@ import numpy as np
 import tensorflow as tf
 from tf_agents.specs import tensor_spec
 
+from metarl_apps.core.env import DOC_FEATURES
+from metarl_apps.core.errors import MetaRLInputError
+
 ACTION_MASK = "action_mask"
 MAX_ONE_HOT = 4096
 
@@ -64,3 +67,17 @@ def encode_observation(observation, spec, outer_rank: int = 1) -> tf.Tensor:
 def encoded_size(spec) -> int:
     spec, _ = split_action_mask(spec)
     return sum(flat_size(s) for s in tf.nest.flatten(spec))
+
+
+def item_feature_size(obs_spec, num_items: int, action_shape: tuple[int, ...], who: str) -> int:
+    """``F`` of ``obs_spec[DOC_FEATURES]`` ``[num_items, F]`` (``obs_spec``: the spec of ``observation["obs"]``),
+    for learners that score each item from its features (``scoring: item_features``); a one-line error naming
+    the fix when the family has no such leaf or the action is not a scalar or ``[k]`` slate."""
+    docs = obs_spec.get(DOC_FEATURES) if isinstance(obs_spec, dict) else None
+    shape = docs.shape.as_list() if docs is not None else None
+    if shape is None or len(shape) != 2 or shape[0] != num_items or len(action_shape) > 1:
+        raise MetaRLInputError(
+            f"{who} scoring 'item_features' needs obs[{DOC_FEATURES!r}] of shape [num_items={num_items}, F] (one "
+            f"feature row per action value) and a scalar or [k] action; this family's observation has "
+            f"{sorted(obs_spec) if isinstance(obs_spec, dict) else obs_spec}; use scoring 'per_item'")
+    return int(shape[1])

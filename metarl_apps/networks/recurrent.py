@@ -20,7 +20,7 @@ from tf_agents.specs import tensor_spec
 
 from metarl_apps.core.env import DOC_FEATURES, OBS
 from metarl_apps.core.errors import MetaRLInputError
-from metarl_apps.networks.encoding import encode_observation, encoded_size, split_action_mask
+from metarl_apps.networks.encoding import encode_observation, encoded_size, item_feature_size, split_action_mask
 
 MASKED_LOGIT = -1e9
 
@@ -71,7 +71,8 @@ class RecurrentActorCritic(tf.Module):
             raise MetaRLInputError(f"cell={cell!r}: must be 'lstm' or 'gru'")
         self.item_scoring = scoring == "item_features"
         if self.item_scoring:
-            self._check_item_features(observation_spec)
+            item_feature_size(observation_spec.get(OBS) if isinstance(observation_spec, dict) else None,
+                              self.num_values, self.action_shape, "RL2")
             self._item_h = tf.keras.layers.Dense(item_hidden, name="item_memory")
             self._item_x = tf.keras.layers.Dense(item_hidden, use_bias=False, name="item_features")
             n_logits = 1 if self.slate_size else max(1, int(np.prod(self.action_shape or (1,))))
@@ -87,16 +88,6 @@ class RecurrentActorCritic(tf.Module):
         # Build every layer once so `step` and `unroll` share variables from the start.
         self.unroll(tf.nest.map_structure(lambda s: tf.zeros([1, 1] + s.shape.as_list(), s.dtype), observation_spec),
                     self.initial_state(1))
-
-    def _check_item_features(self, observation_spec) -> None:
-        obs = observation_spec.get(OBS) if isinstance(observation_spec, dict) else None
-        docs = obs.get(DOC_FEATURES) if isinstance(obs, dict) else None
-        shape = docs.shape.as_list() if docs is not None else None
-        if shape is None or len(shape) != 2 or shape[0] != self.num_values or len(self.action_shape) > 1:
-            raise MetaRLInputError(
-                f"scoring 'item_features' needs obs[{DOC_FEATURES!r}] of shape [num_items={self.num_values}, F] "
-                f"(one feature row per action value) and a scalar or [k] action; this family's observation is "
-                f"{sorted(obs) if isinstance(obs, dict) else obs}; use scoring 'per_item'")
 
     # ------------------------------------------------------------------ state
     @property

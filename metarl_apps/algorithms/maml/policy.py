@@ -44,7 +44,13 @@ from metarl_apps.algorithms.rl2.losses import action_distribution
 from metarl_apps.core.agent import AdaptedPolicy
 from metarl_apps.core.env import CHOICE, CLICKED, DOC_FEATURES, NEW_EPISODE, OBS
 from metarl_apps.core.errors import MetaRLInputError
-from metarl_apps.networks.encoding import ACTION_MASK, encode_observation, encoded_size, split_action_mask
+from metarl_apps.networks.encoding import (
+    ACTION_MASK,
+    encode_observation,
+    encoded_size,
+    item_feature_size,
+    split_action_mask,
+)
 from metarl_apps.networks.functional import FunctionalMLP
 from metarl_apps.networks.recurrent import MASKED_LOGIT, action_layout
 
@@ -105,19 +111,12 @@ class FunctionalPolicyNet:
 
     def _init_item_scoring(self, obs_spec) -> int:
         """Check the family for ``scoring: item_features``, set the per-item input size; returns the MLP's outputs."""
-        docs = obs_spec.get(DOC_FEATURES) if isinstance(obs_spec, dict) else None
-        shape = docs.shape.as_list() if docs is not None else None
         if not self.reward_model or self.continuous:
             raise MetaRLInputError("MAML scoring 'item_features' scores items for a reward model: it needs objective "
                                    "'reward_model' (discrete actions or slates); use scoring 'per_item'")
-        if shape is None or len(shape) != 2 or shape[0] != self.num_values:
-            raise MetaRLInputError(
-                f"MAML scoring 'item_features' needs obs[{DOC_FEATURES!r}] of shape [num_items={self.num_values}, F] "
-                f"(one feature row per action value / item); this family's observation has "
-                f"{sorted(obs_spec) if isinstance(obs_spec, dict) else obs_spec}; use scoring 'per_item'")
+        f = item_feature_size(obs_spec, self.num_values, self.action_shape, "MAML")
         self._context_spec = {k: v for k, v in obs_spec.items() if k not in (DOC_FEATURES, CLICKED, ACTION_MASK)}
         self._has_clicked = CLICKED in obs_spec
-        f = int(shape[1])
         self.input_size = f + (f + 1 if self._has_clicked else 0) + encoded_size(self._context_spec)
         self.input_shape = (self.num_values, self.input_size)
         return 1

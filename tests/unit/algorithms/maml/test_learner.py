@@ -11,7 +11,7 @@ from metarl_apps.algorithms.maml.learner import MAML
 from metarl_apps.algorithms.maml.policy import MAMLPolicy
 from metarl_apps.core.errors import CheckpointError
 from metarl_apps.core.registry import ALGORITHMS, make_task_distribution
-from tests.unit.algorithms.maml.helpers import play
+from tests.unit.algorithms.helpers import play
 
 SMALL = dict(hidden_sizes=(8,), meta_batch_size=4, outer_epochs=2)
 

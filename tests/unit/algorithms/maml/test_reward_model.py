@@ -15,7 +15,7 @@ from metarl_apps.algorithms.maml.policy import FunctionalPolicyNet, reward_model
 from metarl_apps.core.env import trial_time_step_spec
 from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.core.registry import make_task_distribution
-from tests.unit.algorithms.maml.helpers import play
+from tests.unit.algorithms.helpers import play
 
 SMALL = dict(hidden_sizes=(8,), meta_batch_size=4, outer_epochs=2, objective="reward_model")
 
@@ -89,15 +89,9 @@ def test_meta_trains_and_serves_distinct_slates(family, params):
     assert np.isfinite(result.metrics["outer_loss"])
     assert any(not np.allclose(lr.numpy(), 0.01) for lr in learner.lrs)  # rates meta-trained on the regression
     tasks = dist.sample(6, "test")
-    policy = learner.adapt(tasks, 2)
-    env = dist.make_env(tasks)
-    time_step, state = env.reset(), policy.get_initial_state(6)
-    for _ in range(3):
-        step = policy.action(time_step, state)
-        action = step.action.numpy()
-        if action.ndim == 2:
-            assert all(len(set(row)) == row.size for row in action)  # top-k: distinct items
-        time_step, state = env.step(step.action), step.state
+    actions, state = play(learner.adapt(tasks, 2), dist, tasks)
+    if actions.ndim == 3:
+        assert all(len(set(row)) == row.size for row in actions.reshape(-1, actions.shape[-1]))  # top-k: distinct
     assert int(state["steps"][0]) == 2 and np.abs(state["offset"][-1].numpy()).max() > 0
     assert learner.net.item_feedback == (family == "recsys.interest_evolution")  # slates with obs["choice"]
 

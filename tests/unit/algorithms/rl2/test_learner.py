@@ -13,6 +13,7 @@ from metarl_apps.adapters.bandits import BernoulliBanditEnvironment, BernoulliBa
 from metarl_apps.adapters.mdp import TabularMDPs
 from metarl_apps.algorithms.rl2 import RL2, RL2Policy
 from metarl_apps.core.errors import CheckpointError, TrainingError
+from tests.unit.algorithms.helpers import play
 
 TINY = dict(hidden_size=16, embed_sizes=(8,), tasks_per_iteration=16, minibatches=2, epochs=2)
 
@@ -173,13 +174,8 @@ def test_greedy_slates_of_independent_slot_heads_never_repeat_an_item():
                                   interactions=4, corpus_seed=0)
     learner = _trained(dist, greedy_eval=True)
     tasks = dist.sample(8, "test")
-    policy = learner.adapt(tasks, 4)
-    env = dist.make_env(tasks)
-    ts, state = env.reset(), policy.get_initial_state(8)
-    for _ in range(4):
-        step = policy.action(ts, state)
-        assert all(len(set(row)) == 3 for row in step.action.numpy().tolist())
-        ts, state = env.step(step.action), step.state
+    actions, _ = play(learner.adapt(tasks, 4), dist, tasks, steps=4)
+    assert all(len(set(row)) == 3 for row in actions.reshape(-1, 3).tolist())
 
 
 def test_item_feature_scoring_shares_one_scorer_across_items():
@@ -221,9 +217,4 @@ def test_item_feature_scoring_trains_and_survives_policy_saver(tmp_path):
     policy = learner.adapt(tasks, 4)
     policy_saver.PolicySaver(policy, batch_size=None).save(str(tmp_path / "policy"))
     loaded = tf.saved_model.load(str(tmp_path / "policy"))
-    env = dist.make_env(tasks)
-    ts, ours, theirs = env.reset(), policy.get_initial_state(4), loaded.get_initial_state(4)
-    for _ in range(4):
-        a, b = policy.action(ts, ours), loaded.action(ts, theirs)
-        np.testing.assert_array_equal(a.action.numpy(), b.action.numpy())
-        ts, ours, theirs = env.step(a.action), a.state, b.state
+    np.testing.assert_array_equal(play(policy, dist, tasks, steps=4)[0], play(loaded, dist, tasks, steps=4)[0])

@@ -1,4 +1,4 @@
-"""Shared by the MAML tests."""
+"""Shared by the learner tests."""
 
 import numpy as np
 
