@@ -21,6 +21,7 @@ from tf_agents.specs import tensor_spec
 from metarl_apps.core.env import DOC_FEATURES, OBS
 from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.networks.encoding import encode_observation, encoded_size, item_feature_size, split_action_mask
+from metarl_apps.networks.set_context import TransitionSetContext
 
 MASKED_LOGIT = -1e9
 
@@ -39,7 +40,9 @@ def action_layout(action_spec) -> tuple[tuple[int, ...], int, int]:
 
 
 class RecurrentActorCritic(tf.Module):
-    """LSTM (default) or GRU actor-critic over trial observations.
+    """LSTM (default) or GRU actor-critic over trial observations; ``cell="set"`` replaces ``embed -> LSTM``
+    by the permutation-invariant transition-set memory of :mod:`metarl_apps.networks.set_context` (its
+    readout, through one dense ReLU layer of ``hidden_size``, feeds the heads; ``trial_length`` scales its sums).
 
     ``step`` acts one step (``[B, ...]``); ``unroll`` runs whole sequences (``[B, T, ...]``) from a given
     state. Both share the same weights (the Keras RNN layer and its cell).
@@ -47,7 +50,8 @@ class RecurrentActorCritic(tf.Module):
 
     def __init__(self, observation_spec, action_spec, *, cell: str = "lstm", hidden_size: int = 128,
                  embed_sizes: tuple[int, ...] = (64,), slate: bool = False, scoring: str = "per_item",
-                 item_hidden: int = 64, name: str = "recurrent_actor_critic"):
+                 item_hidden: int = 64, trial_length: int = 1, set_keys: int = 0,
+                 name: str = "recurrent_actor_critic"):
         super().__init__(name=name)
         self.observation_spec = observation_spec
         self.action_spec = action_spec
@@ -61,14 +65,21 @@ class RecurrentActorCritic(tf.Module):
             self.slate_size = self.action_shape[0]
         self.cell_type = cell
         self.hidden_size = int(hidden_size)
+        d = encoded_size(observation_spec)
+        self._input_size = d
         self._embed = [tf.keras.layers.Dense(n, activation="relu", name=f"embed_{i}")
                        for i, n in enumerate(embed_sizes)]
         if cell == "lstm":
             self._rnn = tf.keras.layers.LSTM(hidden_size, return_sequences=True, return_state=True, name="lstm")
         elif cell == "gru":
             self._rnn = tf.keras.layers.GRU(hidden_size, return_sequences=True, return_state=True, name="gru")
+        elif cell == "set":
+            self._embed = []  # phi of the set memory embeds the transitions
+            self._set = TransitionSetContext(d, hidden_size, tuple(embed_sizes), trial_length, keys=set_keys)
+            # the readout is linear in the sums; one dense ReLU layer gives the heads a nonlinear memory
+            self._readout = tf.keras.layers.Dense(hidden_size, activation="relu", name="set_readout")
         else:
-            raise MetaRLInputError(f"cell={cell!r}: must be 'lstm' or 'gru'")
+            raise MetaRLInputError(f"cell={cell!r}: must be 'lstm', 'gru' or 'set'")
         self.item_scoring = scoring == "item_features"
         if self.item_scoring:
             item_feature_size(observation_spec.get(OBS) if isinstance(observation_spec, dict) else None,
@@ -83,8 +94,6 @@ class RecurrentActorCritic(tf.Module):
         self._policy_head = tf.keras.layers.Dense(
             n_logits, kernel_initializer=tf.keras.initializers.Orthogonal(0.01), name="policy")
         self._value_head = tf.keras.layers.Dense(1, name="value")
-        d = encoded_size(observation_spec)
-        self._input_size = d
         # Build every layer once so `step` and `unroll` share variables from the start.
         self.unroll(tf.nest.map_structure(lambda s: tf.zeros([1, 1] + s.shape.as_list(), s.dtype), observation_spec),
                     self.initial_state(1))
@@ -92,14 +101,16 @@ class RecurrentActorCritic(tf.Module):
     # ------------------------------------------------------------------ state
     @property
     def state_spec(self):
+        if self.cell_type == "set":
+            return self._set.state_spec
         h = tensor_spec.TensorSpec([self.hidden_size], tf.float32)
         return [h, h] if self.cell_type == "lstm" else [h]
 
     def initial_state(self, batch_size) -> list[tf.Tensor]:
-        return [tf.zeros([batch_size, self.hidden_size]) for _ in self.state_spec]
+        return [tf.zeros(tf.concat([[batch_size], s.shape], 0)) for s in self.state_spec]
 
     # ---------------------------------------------------------------- forward
-    def _features(self, observation, outer_rank: int) -> tf.Tensor:
+    def _features(self, observation, outer_rank: int) -> tf.Tensor:  # [*outer, D] (embedded unless "set")
         x = encode_observation(observation, self.observation_spec, outer_rank)
         for layer in self._embed:
             x = layer(x)
@@ -125,14 +136,22 @@ class RecurrentActorCritic(tf.Module):
     def step(self, observation, state):
         """One step: observation ``[B, ...]`` -> ``(logits [B, *A, n], value [B], new_state)``."""
         x = self._features(observation, 1)
-        h, new_state = self._rnn.cell(x, list(state))
+        if self.cell_type == "set":
+            h, new_state = self._set.step(x, list(state))
+            h = self._readout(h)
+        else:
+            h, new_state = self._rnn.cell(x, list(state))
         logits, value = self._heads(h, observation)
         return logits, value, list(new_state)
 
     def unroll(self, observation, state):
         """Sequences: observation ``[B, T, ...]`` -> ``(logits [B, T, *A, n], value [B, T], final_state)``."""
         x = self._features(observation, 2)
-        out = self._rnn(x, initial_state=list(state))
-        h, final_state = out[0], list(out[1:])
+        if self.cell_type == "set":
+            h, final_state = self._set.unroll(x, list(state))
+            h = self._readout(h)
+        else:
+            out = self._rnn(x, initial_state=list(state))
+            h, final_state = out[0], list(out[1:])
         logits, value = self._heads(h, observation)
         return logits, value, final_state

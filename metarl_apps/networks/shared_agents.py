@@ -73,7 +73,8 @@ class SharedAgentsActorCritic(tf.Module):
     """
 
     def __init__(self, observation_spec, action_spec, num_agents: int, *, cell: str = "lstm",
-                 hidden_size: int = 128, embed_sizes: tuple[int, ...] = (64,), name: str = "shared_agents"):
+                 hidden_size: int = 128, embed_sizes: tuple[int, ...] = (64,), trial_length: int = 1,
+                 set_keys: int = 0, name: str = "shared_agents"):
         super().__init__(name=name)
         if isinstance(num_agents, bool) or not isinstance(num_agents, int) or num_agents < 2:
             raise MetaRLInputError(f"SharedAgentsActorCritic: num_agents={num_agents!r} must be an integer >= 2")
@@ -83,7 +84,8 @@ class SharedAgentsActorCritic(tf.Module):
         agent_obs, agent_action = per_agent_specs(observation_spec, action_spec, num_agents)
         #: the network of one agent, shared by all agents
         self.agent_net = RecurrentActorCritic(agent_obs, agent_action, cell=cell, hidden_size=hidden_size,
-                                              embed_sizes=embed_sizes, name="agent_net")
+                                              embed_sizes=embed_sizes, trial_length=trial_length, set_keys=set_keys,
+                                              name="agent_net")
         self.action_shape = (num_agents,)
         self.num_values = self.agent_net.num_values
         self.action_min = self.agent_net.action_min
@@ -94,11 +96,10 @@ class SharedAgentsActorCritic(tf.Module):
     # ------------------------------------------------------------------ state
     @property
     def state_spec(self):
-        h = tensor_spec.TensorSpec([self.num_agents, self.hidden_size], tf.float32)
-        return [h for _ in self.agent_net.state_spec]
+        return [tensor_spec.TensorSpec([self.num_agents, *s.shape], tf.float32) for s in self.agent_net.state_spec]
 
     def initial_state(self, batch_size) -> list[tf.Tensor]:
-        return [tf.zeros([batch_size, self.num_agents, self.hidden_size]) for _ in self.state_spec]
+        return [tf.zeros(tf.concat([[batch_size], s.shape], 0)) for s in self.state_spec]
 
     # ---------------------------------------------------------------- folding
     def _fold_observation(self, observation, outer_rank: int):
@@ -120,10 +121,11 @@ class SharedAgentsActorCritic(tf.Module):
         return {k: tf.nest.map_structure(per_agent if k in PER_AGENT else shared, v) for k, v in observation.items()}
 
     def _fold_state(self, state):
-        return [tf.reshape(s, [-1, self.hidden_size]) for s in state]
+        return [tf.reshape(s, [-1, *spec.shape]) for s, spec in zip(state, self.agent_net.state_spec, strict=True)]
 
     def _unfold_state(self, state, batch):
-        return [tf.reshape(s, [batch, self.num_agents, self.hidden_size]) for s in state]
+        return [tf.reshape(s, [batch, self.num_agents, *spec.shape])
+                for s, spec in zip(state, self.agent_net.state_spec, strict=True)]
 
     # ---------------------------------------------------------------- forward
     def step(self, observation, state):

@@ -14,9 +14,16 @@ class MQLConfig:
     """Hyper-parameters of meta-Q-learning (Fakoor et al., ICLR 2020) for discrete actions and slates.
 
     Context network:
-      cell: ``"gru"`` or ``"lstm"`` over the trial's ``(obs, prev_action, prev_reward, new_episode)`` inputs.
-      hidden_size: recurrent units (the context).
-      embed_sizes: dense ReLU layers before the recurrent cell.
+      cell: ``"gru"`` or ``"lstm"`` over the trial's ``(obs, prev_action, prev_reward, new_episode)`` inputs,
+        or ``"set"``: a permutation-invariant transition-set context (deep sets, PEARL's encoder): an MLP of
+        each transition ``(previous input, input)``, summed over the trial; the context is that sum divided
+        by the number of transitions and by the trial length (see ``networks.py``).
+      set_keys: ``"set"`` only: soft buckets of the keyed (linear-attention) read of the transition set
+        (0 = none); see ``networks/set_context.py``.
+      hidden_size: recurrent units (the context); for ``"set"``, the output size of the transition MLP.
+      embed_sizes: dense ReLU layers before the recurrent cell (for ``"set"``: the transition MLP's hidden
+        layers).
+      trunk_sizes: dense ReLU layers between the context and the ``head_size`` layer (default none).
       head_size: one dense ReLU layer between the context and the linear Q head (0 = none). Its output is
         the feature vector on which the per-task Q head is adapted.
       context_length: H, the number of past transitions the context sees when training from replay (windows
@@ -60,9 +67,11 @@ class MQLConfig:
     """
 
     cell: str = "gru"
+    set_keys: int = 0
     hidden_size: int = 64
     embed_sizes: tuple[int, ...] = (64,)
     head_size: int = 64
+    trunk_sizes: tuple[int, ...] = ()
     context_length: int | None = None
     slate: bool | None = None
     tasks_per_iteration: int = 64
@@ -106,18 +115,21 @@ class MQLConfig:
         def is_num(v) -> bool:
             return not isinstance(v, bool) and isinstance(v, (int, float))
 
-        if self.cell not in ("lstm", "gru"):
-            fail("cell", "must be 'gru' or 'lstm'")
+        if self.cell not in ("lstm", "gru", "set"):
+            fail("cell", "must be 'gru', 'lstm' or 'set'")
         object.__setattr__(self, "embed_sizes", tuple(self.embed_sizes))
         if any(not is_int(n) or n < 1 for n in self.embed_sizes):
             fail("embed_sizes", "must be a list of positive integers")
+        object.__setattr__(self, "trunk_sizes", tuple(self.trunk_sizes))
+        if any(not is_int(n) or n < 1 for n in self.trunk_sizes):
+            fail("trunk_sizes", "must be a list of positive integers")
         for f in ("hidden_size", "tasks_per_iteration", "max_train_tasks", "trials_per_task", "batch_size",
                   "updates_per_iteration", "n_step", "target_update_period", "adapt_steps", "propensity_steps",
                   "meta_trials", "checkpoint_every", "log_every", "logged_interactions"):
             v = getattr(self, f)
             if not is_int(v) or v < 1:
                 fail(f, "must be a positive integer")
-        for f in ("head_size", "epsilon_decay_iterations", "adapt_env_seed"):
+        for f in ("head_size", "set_keys", "epsilon_decay_iterations", "adapt_env_seed"):
             v = getattr(self, f)
             if not is_int(v) or v < 0:
                 fail(f, "must be a non-negative integer")

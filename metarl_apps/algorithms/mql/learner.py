@@ -84,7 +84,8 @@ class MQL(MetaLearner):
         c = self.config
         slate = c.slate if c.slate is not None else bool(getattr(dist, "slate_actions", False))
         kw = dict(cell=c.cell, hidden_size=c.hidden_size, embed_sizes=c.embed_sizes, head_size=c.head_size,
-                  slate=slate)
+                  trunk_sizes=c.trunk_sizes, set_keys=c.set_keys, slate=slate,
+                  trial_length=dist.horizon * dist.episodes_per_trial)
         self.net = RecurrentQNetwork(dist.observation_spec(), dist.action_spec(), name="q", **kw)
         self.target = RecurrentQNetwork(dist.observation_spec(), dist.action_spec(), name="target_q", **kw)
         for v, tv in zip(self.net.variables, self.target.variables, strict=True):

@@ -1,6 +1,8 @@
 """The context-conditioned Q network of MQL, with explicit recurrent state (tf-agents ``Network`` convention).
 
-``observation -> encode -> embed -> GRU/LSTM (the context) -> dense ReLU (features z) -> linear Q head``.
+``observation -> encode -> embed -> GRU/LSTM (the context) -> dense ReLU (features z) -> linear Q head``, or,
+with ``cell="set"``, the permutation-invariant transition-set context of
+:mod:`metarl_apps.networks.set_context` in place of ``embed -> GRU/LSTM`` (its readout is the context).
 
 Q layouts (``kind``):
 
@@ -22,6 +24,7 @@ from tf_agents.specs import tensor_spec
 from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.networks.encoding import encode_observation, encoded_size, split_action_mask
 from metarl_apps.networks.recurrent import action_layout
+from metarl_apps.networks.set_context import TransitionSetContext
 
 MASKED_Q = -1e9
 
@@ -34,8 +37,9 @@ class RecurrentQNetwork(tf.Module):
     """
 
     def __init__(self, observation_spec, action_spec, *, cell: str = "gru", hidden_size: int = 64,
-                 embed_sizes: tuple[int, ...] = (64,), head_size: int = 64, slate: bool = False,
-                 name: str = "recurrent_q"):
+                 embed_sizes: tuple[int, ...] = (64,), head_size: int = 64, trunk_sizes: tuple[int, ...] = (),
+                 slate: bool = False, set_keys: int = 0,
+                 trial_length: int = 1, name: str = "recurrent_q"):
         super().__init__(name=name)
         self.observation_spec = observation_spec
         self.action_spec = action_spec
@@ -55,14 +59,21 @@ class RecurrentQNetwork(tf.Module):
         self.input_size = encoded_size(observation_spec)
         self._embed = [tf.keras.layers.Dense(n, activation="relu", name=f"embed_{i}")
                        for i, n in enumerate(embed_sizes)]
+        self.trial_length = int(trial_length)
         if cell == "lstm":
             self._rnn = tf.keras.layers.LSTM(hidden_size, return_sequences=True, return_state=True, name="lstm")
         elif cell == "gru":
             self._rnn = tf.keras.layers.GRU(hidden_size, return_sequences=True, return_state=True, name="gru")
+        elif cell == "set":
+            self._embed = []  # phi replaces the embedding
+            self._set = TransitionSetContext(self.input_size, hidden_size, embed_sizes, trial_length, keys=set_keys)
         else:
-            raise MetaRLInputError(f"cell={cell!r}: must be 'gru' or 'lstm'")
+            raise MetaRLInputError(f"cell={cell!r}: must be 'gru', 'lstm' or 'set'")
+        # dense ReLU layers between the context and the features z (trunk_sizes, then head_size)
+        self._deep = [tf.keras.layers.Dense(n, activation="relu", name=f"deep_{i}") for i, n in enumerate(trunk_sizes)]
         self._trunk = [tf.keras.layers.Dense(head_size, activation="relu", name="trunk")] if head_size else []
-        self.feature_size = head_size or self.hidden_size
+        context_size = self._set.readout_size if cell == "set" else self.hidden_size
+        self.feature_size = head_size or (trunk_sizes[-1] if trunk_sizes else context_size)
         self._head = tf.keras.layers.Dense(self.num_q, name="q_head")
         self.unroll_x(tf.zeros([1, 1, self.input_size]), self.initial_state(1))  # build every layer
 
@@ -70,10 +81,12 @@ class RecurrentQNetwork(tf.Module):
     @property
     def state_spec(self):
         h = tensor_spec.TensorSpec([self.hidden_size], tf.float32)
+        if self.cell_type == "set":
+            return self._set.state_spec
         return [h, h] if self.cell_type == "lstm" else [h]
 
     def initial_state(self, batch_size) -> list[tf.Tensor]:
-        return [tf.zeros([batch_size, self.hidden_size]) for _ in self.state_spec]
+        return [tf.zeros(tf.concat([[batch_size], s.shape], 0)) for s in self.state_spec]
 
     # ------------------------------------------------------------------ head
     @property
@@ -98,20 +111,25 @@ class RecurrentQNetwork(tf.Module):
         return x
 
     def _features(self, h: tf.Tensor) -> tf.Tensor:
-        for layer in self._trunk:
+        for layer in (*self._deep, *self._trunk):
             h = layer(h)
         return h
 
     def step_x(self, x: tf.Tensor, state):
         """One step: ``x [B, D]`` -> ``(q [B, ...], z [B, Z], new_state)``."""
-        h, new_state = self._rnn.cell(self._embed_x(x), list(state))
+        if self.cell_type == "set":
+            h, new_state = self._set.step(x, list(state))
+        else:
+            h, new_state = self._rnn.cell(self._embed_x(x), list(state))
         z = self._features(h)
         return self.shape_q(self._head(z)), z, list(new_state)
 
     def unroll_x(self, x: tf.Tensor, state):
         """Sequences: ``x [B, T, D]`` -> ``(q [B, T, ...], z [B, T, Z], context h [B, T, H])``."""
-        out = self._rnn(self._embed_x(x), initial_state=list(state))
-        h = out[0]
+        if self.cell_type == "set":
+            h, _ = self._set.unroll(x, list(state))
+        else:
+            h = self._rnn(self._embed_x(x), initial_state=list(state))[0]
         z = self._features(h)
         return self.shape_q(self._head(z)), z, h
 

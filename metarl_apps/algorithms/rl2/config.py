@@ -12,9 +12,13 @@ class RL2Config:
     """Hyper-parameters of RL² trained with PPO.
 
     Network:
-      cell: ``"lstm"`` or ``"gru"``.
-      hidden_size: recurrent units.
-      embed_sizes: dense ReLU layers before the recurrent cell.
+      cell: ``"lstm"``, ``"gru"`` or ``"set"`` (the permutation-invariant transition-set memory of
+        ``networks/set_context.py``: a running sum of an MLP of each transition; for tasks whose history
+        is a bag of transitions, e.g. tabular MDPs).
+      set_keys: ``"set"`` only: soft buckets of the keyed (linear-attention) read of the transition set
+        (0 = none).
+      hidden_size: recurrent units (``"set"``: output size of the transition MLP).
+      embed_sizes: dense ReLU layers before the recurrent cell (``"set"``: the transition MLP's hidden layers).
       slate: treat ``[k]`` integer actions as slates of k distinct items (Plackett-Luce over one score per
         item) instead of k independent categoricals; ``None`` = ask the task family (``slate_actions``).
         Default False: on recsys.interest_evolution (1000 iterations, 128 users/iteration) Plackett-Luce
@@ -50,6 +54,7 @@ class RL2Config:
     """
 
     cell: str = "lstm"
+    set_keys: int = 0
     hidden_size: int = 128
     embed_sizes: tuple[int, ...] = (64,)
     slate: bool | None = False
@@ -77,8 +82,8 @@ class RL2Config:
         def fail(field: str, rule: str):
             raise MetaRLInputError(f"RL2Config.{field}={getattr(self, field)!r}: {rule}")
 
-        if self.cell not in ("lstm", "gru"):
-            fail("cell", "must be 'lstm' or 'gru'")
+        if self.cell not in ("lstm", "gru", "set"):
+            fail("cell", "must be 'lstm', 'gru' or 'set'")
         object.__setattr__(self, "embed_sizes", tuple(self.embed_sizes))
         for f in ("hidden_size", "tasks_per_iteration", "epochs", "minibatches", "checkpoint_every", "log_every"):
             v = getattr(self, f)
@@ -86,6 +91,8 @@ class RL2Config:
                 fail(f, "must be a positive integer")
         if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.embed_sizes):
             fail("embed_sizes", "must be a list of positive integers")
+        if isinstance(self.set_keys, bool) or not isinstance(self.set_keys, int) or self.set_keys < 0:
+            fail("set_keys", "must be a non-negative integer")
         for f in ("learning_rate", "max_grad_norm", "reward_scale"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:

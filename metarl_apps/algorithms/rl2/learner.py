@@ -45,6 +45,7 @@ class RL2(MetaLearner):
         c = self.config
         slate = c.slate if c.slate is not None else bool(getattr(dist, "slate_actions", False))
         agents = int(getattr(dist, "num_controlled_agents", 1))
+        trial_length = dist.horizon * dist.episodes_per_trial
         if agents > 1:  # several agents: shared parameters, per-agent memory
             if c.scoring != "per_item":
                 raise MetaRLInputError(f"RL2: scoring={c.scoring!r} does not apply to {dist.family!r}, whose learner "
@@ -53,11 +54,12 @@ class RL2(MetaLearner):
                 raise MetaRLInputError(f"RL2: slate=True does not apply to {dist.family!r}, whose learner moves "
                                        f"{agents} agents (one discrete action each)")
             self.net = SharedAgentsActorCritic(dist.observation_spec(), dist.action_spec(), agents, cell=c.cell,
-                                               hidden_size=c.hidden_size, embed_sizes=c.embed_sizes)
+                                               hidden_size=c.hidden_size, embed_sizes=c.embed_sizes,
+                                               trial_length=trial_length, set_keys=c.set_keys)
         else:
             self.net = RecurrentActorCritic(dist.observation_spec(), dist.action_spec(), cell=c.cell,
                                             hidden_size=c.hidden_size, embed_sizes=c.embed_sizes, slate=slate,
-                                            scoring=c.scoring)
+                                            scoring=c.scoring, trial_length=trial_length, set_keys=c.set_keys)
         self._optimizer = tf.keras.optimizers.Adam(c.learning_rate)
         self._optimizer.build(self.net.trainable_variables)
         self._return_scale = tf.Variable(1.0, trainable=False, name="return_scale")

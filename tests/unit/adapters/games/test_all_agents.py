@@ -136,6 +136,24 @@ def test_shared_network_has_shared_weights_and_per_agent_memory():
     np.testing.assert_allclose(u_state[0], s[0], rtol=1e-4, atol=1e-5)
 
 
+def test_shared_network_with_set_memory_keeps_one_memory_per_agent():
+    dist = GridLevelTasks(**SMALL, num_agents=3, control="all")
+    net = SharedAgentsActorCritic(dist.observation_spec(), dist.action_spec(), 3, cell="set", hidden_size=8,
+                                  embed_sizes=(8,), trial_length=10)
+    d = net.agent_net._input_size
+    assert [s.shape.as_list() for s in net.state_spec] == [[3, 8], [3, 1], [3, d]]
+    b, steps = 2, 3
+    seq = _random_inputs(dist.observation_spec(), [b, steps], 2)
+    u_logits, _, u_state = net.unroll(seq, net.initial_state(b))
+    s = net.initial_state(b)
+    for t in range(steps):
+        lt, _, s = net.step({k: v[:, t] for k, v in seq.items()}, s)
+        np.testing.assert_allclose(u_logits[:, t], lt, rtol=1e-4, atol=1e-5)
+    for got, want in zip(u_state, s, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(s[1], np.full((b, 3, 1), steps))  # every agent counted its own transitions
+
+
 def test_rl2_meta_trains_adapts_and_exports_with_per_agent_memory(tmp_path):
     dist = GridLevelTasks(**SMALL, max_steps=5, num_agents=2, control="all")
     learner = RL2(hidden_size=16, embed_sizes=(8,), tasks_per_iteration=8, minibatches=2, epochs=1,

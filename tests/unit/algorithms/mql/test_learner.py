@@ -96,9 +96,10 @@ def test_adapt_offline_input_errors_are_one_line():
         MQL(**TINY).adapt_offline(dist, tasks, logged)
 
 
-def test_policy_saver_round_trip_gives_the_same_actions(tmp_path):
+@pytest.mark.parametrize("cell", ["gru", "set"])
+def test_policy_saver_round_trip_gives_the_same_actions(tmp_path, cell):
     dist = TabularMDPs(states=3, actions=3, horizon=2, episodes=2)
-    learner = MQL(**TINY)
+    learner = MQL(**TINY, cell=cell)
     learner.meta_train(dist, dist.sample(8, "train"), iterations=2, seed=0)
     tasks = dist.sample(3, "test")
     policy = learner.adapt(tasks, 1)
@@ -110,7 +111,8 @@ def test_policy_saver_round_trip_gives_the_same_actions(tmp_path):
     for _ in range(4):
         step, loaded_step = policy.action(ts, state), loaded.action(ts, loaded_state)
         np.testing.assert_array_equal(step.action.numpy(), loaded_step.action.numpy())
-        np.testing.assert_allclose(step.state[0].numpy(), loaded_step.state[0].numpy(), rtol=1e-5, atol=1e-6)
+        for s, loaded_s in zip(step.state, loaded_step.state, strict=True):
+            np.testing.assert_allclose(s.numpy(), loaded_s.numpy(), rtol=1e-5, atol=1e-6)
         state, loaded_state = step.state, loaded_step.state
         ts = env.step(step.action)
 

@@ -106,7 +106,7 @@ def test_proximal_term_pulls_parameters_back_by_hand():
 
 
 @pytest.mark.parametrize("field,value,match", [
-    ("cell", "rnn", r"MQLConfig.cell='rnn': must be 'gru' or 'lstm'"),
+    ("cell", "rnn", r"MQLConfig.cell='rnn': must be 'gru', 'lstm' or 'set'"),
     ("n_step", 0, r"MQLConfig.n_step=0: must be a positive integer"),
     ("discount", 1.5, r"MQLConfig.discount=1.5: must be in \[0, 1\]"),
     ("context_length", 1, r"MQLConfig.context_length=1: must be an integer >= 2"),

@@ -24,9 +24,10 @@ def _trained(dist, iterations=2, **kw):
     return learner
 
 
-def test_memory_persists_across_episodes_and_resets_at_trial_start():
+@pytest.mark.parametrize("cell", ["lstm", "set"])
+def test_memory_persists_across_episodes_and_resets_at_trial_start(cell):
     dist = TabularMDPs(states=3, actions=2, horizon=2, episodes=3)
-    learner = _trained(dist)
+    learner = _trained(dist, cell=cell)
     policy = learner.adapt(dist.sample(4, "test"), 3)
     assert isinstance(policy, RL2Policy)
     env = dist.make_env(dist.sample(4, "test"))
