@@ -59,7 +59,6 @@ class RecurrentQNetwork(tf.Module):
         self.input_size = encoded_size(observation_spec)
         self._embed = [tf.keras.layers.Dense(n, activation="relu", name=f"embed_{i}")
                        for i, n in enumerate(embed_sizes)]
-        self.trial_length = int(trial_length)
         if cell == "lstm":
             self._rnn = tf.keras.layers.LSTM(hidden_size, return_sequences=True, return_state=True, name="lstm")
         elif cell == "gru":
@@ -80,9 +79,9 @@ class RecurrentQNetwork(tf.Module):
     # ------------------------------------------------------------------ state
     @property
     def state_spec(self):
-        h = tensor_spec.TensorSpec([self.hidden_size], tf.float32)
         if self.cell_type == "set":
             return self._set.state_spec
+        h = tensor_spec.TensorSpec([self.hidden_size], tf.float32)
         return [h, h] if self.cell_type == "lstm" else [h]
 
     def initial_state(self, batch_size) -> list[tf.Tensor]:
