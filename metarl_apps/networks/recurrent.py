@@ -21,6 +21,7 @@ from tf_agents.specs import tensor_spec
 from metarl_apps.core.env import DOC_FEATURES, OBS
 from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.networks.encoding import encode_observation, encoded_size, item_feature_size, split_action_mask
+from metarl_apps.networks.memory import check_cell, make_rnn, rnn_state_spec, zero_state
 from metarl_apps.networks.set_context import TransitionSetContext
 
 MASKED_LOGIT = -1e9
@@ -69,17 +70,13 @@ class RecurrentActorCritic(tf.Module):
         self._input_size = d
         self._embed = [tf.keras.layers.Dense(n, activation="relu", name=f"embed_{i}")
                        for i, n in enumerate(embed_sizes)]
-        if cell == "lstm":
-            self._rnn = tf.keras.layers.LSTM(hidden_size, return_sequences=True, return_state=True, name="lstm")
-        elif cell == "gru":
-            self._rnn = tf.keras.layers.GRU(hidden_size, return_sequences=True, return_state=True, name="gru")
-        elif cell == "set":
+        if check_cell(cell) == "set":
             self._embed = []  # phi of the set memory embeds the transitions
             self._set = TransitionSetContext(d, hidden_size, tuple(embed_sizes), trial_length, keys=set_keys)
             # the readout is linear in the sums; one dense ReLU layer gives the heads a nonlinear memory
             self._readout = tf.keras.layers.Dense(hidden_size, activation="relu", name="set_readout")
         else:
-            raise MetaRLInputError(f"cell={cell!r}: must be 'lstm', 'gru' or 'set'")
+            self._rnn = make_rnn(cell, hidden_size)
         self.item_scoring = scoring == "item_features"
         if self.item_scoring:
             item_feature_size(observation_spec.get(OBS) if isinstance(observation_spec, dict) else None,
@@ -101,13 +98,10 @@ class RecurrentActorCritic(tf.Module):
     # ------------------------------------------------------------------ state
     @property
     def state_spec(self):
-        if self.cell_type == "set":
-            return self._set.state_spec
-        h = tensor_spec.TensorSpec([self.hidden_size], tf.float32)
-        return [h, h] if self.cell_type == "lstm" else [h]
+        return self._set.state_spec if self.cell_type == "set" else rnn_state_spec(self.cell_type, self.hidden_size)
 
     def initial_state(self, batch_size) -> list[tf.Tensor]:
-        return [tf.zeros(tf.concat([[batch_size], s.shape], 0)) for s in self.state_spec]
+        return zero_state(self.state_spec, batch_size)
 
     # ---------------------------------------------------------------- forward
     def _features(self, observation, outer_rank: int) -> tf.Tensor:  # [*outer, D] (embedded unless "set")

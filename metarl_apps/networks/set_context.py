@@ -27,6 +27,8 @@ from __future__ import annotations
 import tensorflow as tf
 from tf_agents.specs import tensor_spec
 
+from metarl_apps.networks.memory import zero_state
+
 
 class TransitionSetContext(tf.Module):
     """``phi`` = dense ReLU layers ``(*hidden_sizes, output_size)`` over ``[x_{t-1}, x_t]`` (``2 * input_size``)."""
@@ -58,7 +60,7 @@ class TransitionSetContext(tf.Module):
         return spec
 
     def initial_state(self, batch_size) -> list[tf.Tensor]:
-        return [tf.zeros(tf.concat([[batch_size], s.shape], 0)) for s in self.state_spec]
+        return zero_state(self.state_spec, batch_size)
 
     def unroll(self, x: tf.Tensor, state) -> tuple[tf.Tensor, list[tf.Tensor]]:
         """``x [B, T, D]`` from ``state`` -> ``(readout [B, T, D + 2H], final state)``."""

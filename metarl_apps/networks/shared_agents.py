@@ -28,6 +28,7 @@ from tf_agents.specs import tensor_spec
 
 from metarl_apps.core.env import NEW_EPISODE
 from metarl_apps.core.errors import MetaRLInputError
+from metarl_apps.networks.memory import zero_state
 from metarl_apps.networks.recurrent import RecurrentActorCritic
 
 #: Observation leaves with a leading agent dimension; every other leaf is shared by the agents.
@@ -99,7 +100,7 @@ class SharedAgentsActorCritic(tf.Module):
         return [tensor_spec.TensorSpec([self.num_agents, *s.shape], tf.float32) for s in self.agent_net.state_spec]
 
     def initial_state(self, batch_size) -> list[tf.Tensor]:
-        return [tf.zeros(tf.concat([[batch_size], s.shape], 0)) for s in self.state_spec]
+        return zero_state(self.state_spec, batch_size)
 
     # ---------------------------------------------------------------- folding
     def _fold_observation(self, observation, outer_rank: int):

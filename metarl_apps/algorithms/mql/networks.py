@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
-from tf_agents.specs import tensor_spec
 
 from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.networks.encoding import encode_observation, encoded_size, split_action_mask
+from metarl_apps.networks.memory import check_cell, make_rnn, rnn_state_spec, zero_state
 from metarl_apps.networks.recurrent import action_layout
 from metarl_apps.networks.set_context import TransitionSetContext
 
@@ -59,15 +59,11 @@ class RecurrentQNetwork(tf.Module):
         self.input_size = encoded_size(observation_spec)
         self._embed = [tf.keras.layers.Dense(n, activation="relu", name=f"embed_{i}")
                        for i, n in enumerate(embed_sizes)]
-        if cell == "lstm":
-            self._rnn = tf.keras.layers.LSTM(hidden_size, return_sequences=True, return_state=True, name="lstm")
-        elif cell == "gru":
-            self._rnn = tf.keras.layers.GRU(hidden_size, return_sequences=True, return_state=True, name="gru")
-        elif cell == "set":
+        if check_cell(cell) == "set":
             self._embed = []  # phi replaces the embedding
             self._set = TransitionSetContext(self.input_size, hidden_size, embed_sizes, trial_length, keys=set_keys)
         else:
-            raise MetaRLInputError(f"cell={cell!r}: must be 'gru', 'lstm' or 'set'")
+            self._rnn = make_rnn(cell, hidden_size)
         # dense ReLU layers between the context and the features z (trunk_sizes, then head_size)
         self._deep = [tf.keras.layers.Dense(n, activation="relu", name=f"deep_{i}") for i, n in enumerate(trunk_sizes)]
         self._trunk = [tf.keras.layers.Dense(head_size, activation="relu", name="trunk")] if head_size else []
@@ -79,13 +75,10 @@ class RecurrentQNetwork(tf.Module):
     # ------------------------------------------------------------------ state
     @property
     def state_spec(self):
-        if self.cell_type == "set":
-            return self._set.state_spec
-        h = tensor_spec.TensorSpec([self.hidden_size], tf.float32)
-        return [h, h] if self.cell_type == "lstm" else [h]
+        return self._set.state_spec if self.cell_type == "set" else rnn_state_spec(self.cell_type, self.hidden_size)
 
     def initial_state(self, batch_size) -> list[tf.Tensor]:
-        return [tf.zeros(tf.concat([[batch_size], s.shape], 0)) for s in self.state_spec]
+        return zero_state(self.state_spec, batch_size)
 
     # ------------------------------------------------------------------ head
     @property
