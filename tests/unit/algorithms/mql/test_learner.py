@@ -5,12 +5,13 @@ import pytest
 import tensorflow as tf
 from tf_agents.policies import policy_saver
 
-from metarl_apps.adapters.bandits import BernoulliBanditEnvironment, BernoulliBandits
+from metarl_apps.adapters.bandits import BernoulliBandits
 from metarl_apps.adapters.mdp import TabularMDPs
 from metarl_apps.algorithms.mql import MQL, MQLPolicy
-from metarl_apps.core.errors import CheckpointError, MetaRLInputError, TrainingError
+from metarl_apps.core.errors import MetaRLInputError, TrainingError
 from metarl_apps.core.registry import ALGORITHMS
 from metarl_apps.core.task import Task
+from tests.unit.algorithms.helpers import NaNBandits, check_resume_contract
 
 TINY = dict(hidden_size=16, embed_sizes=(8,), head_size=8, tasks_per_iteration=4, batch_size=4,
             updates_per_iteration=2, trials_per_task=2, meta_trials=4, adapt_steps=5, propensity_steps=20)
@@ -119,43 +120,14 @@ def test_policy_saver_round_trip_gives_the_same_actions(tmp_path, cell):
 
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
     dist = BernoulliBandits(arms=3, pulls=3)
-    pool = dist.sample(8, "train")
     cfg = {**TINY, "epsilon_decay_iterations": 3, "target_update_period": 3}
-    straight = MQL(**cfg)
-    straight.meta_train(dist, pool, iterations=4, seed=3, checkpoint_dir=str(tmp_path / "a"))
-    first = MQL(**cfg, checkpoint_every=2)
-    first.meta_train(dist, pool, iterations=2, seed=3, checkpoint_dir=str(tmp_path / "b"))
-    resumed = MQL(**cfg, checkpoint_every=2)
-    resumed.meta_train(dist, pool, iterations=4, seed=3, checkpoint_dir=str(tmp_path / "b"), resume=True)
-    for a, b in zip(straight.net.trainable_variables + straight.replay.variables,
-                    resumed.net.trainable_variables + resumed.replay.variables, strict=True):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
-    with pytest.raises(CheckpointError, match="already holds a checkpoint; pass --resume"):
-        MQL(**cfg).meta_train(dist, pool, iterations=4, seed=3, checkpoint_dir=str(tmp_path / "b"))
-    restored = MQL(**cfg)
-    restored.restore(str(tmp_path / "a"), dist)
-    for a, b in zip(straight.net.trainable_variables, restored.net.trainable_variables, strict=True):
-        np.testing.assert_allclose(a.numpy(), b.numpy())
+    restored = check_resume_contract(lambda **kw: MQL(**{**cfg, **kw}), "MQL", dist, dist.sample(8, "train"),
+                                     tmp_path, state=lambda m: m.net.trainable_variables + m.replay.variables)
     restored.adapt(dist.sample(2, "test"), 2)  # the restored replay serves adaptation
-    with pytest.raises(CheckpointError, match="no MQL checkpoint found"):
-        MQL(**cfg).restore(str(tmp_path), dist)
-    with pytest.raises(CheckpointError, match="cannot be restored into MQL with this config"):
-        MQL(**{**cfg, "hidden_size": 8}).restore(str(tmp_path / "a"), dist)
-
-
-class _NaNBandits(BernoulliBandits):
-    def _make_env(self, tasks, seed):
-        class Env(BernoulliBanditEnvironment):
-            def _transition(self, action, h, counter):
-                reward, obs = super()._transition(action, h, counter)
-                return reward * np.nan, obs
-
-        means = np.stack([t.params["means"] for t in tasks])
-        return Env(means, [t.seed for t in tasks], self.action_spec(), self.pulls, seed=seed)
 
 
 def test_nan_loss_stops_training_and_keeps_checkpoints(tmp_path):
-    dist = _NaNBandits(arms=2, pulls=3)
+    dist = NaNBandits(arms=2, pulls=3)
     with pytest.raises(TrainingError, match="MQL: non-finite training metrics at iteration 0"):
         MQL(**TINY).meta_train(dist, dist.sample(8, "train"), iterations=2, checkpoint_dir=str(tmp_path))
     assert tf.train.latest_checkpoint(str(tmp_path)) is None

@@ -12,8 +12,8 @@ from tf_agents.policies import policy_saver
 from metarl_apps.adapters.bandits import BernoulliBanditEnvironment, BernoulliBandits
 from metarl_apps.adapters.mdp import TabularMDPs
 from metarl_apps.algorithms.rl2 import RL2, RL2Policy
-from metarl_apps.core.errors import CheckpointError, TrainingError
-from tests.unit.algorithms.helpers import play
+from metarl_apps.core.errors import TrainingError
+from tests.unit.algorithms.helpers import NaNBandits, check_resume_contract, play
 
 TINY = dict(hidden_size=16, embed_sizes=(8,), tasks_per_iteration=16, minibatches=2, epochs=2)
 
@@ -98,44 +98,14 @@ def test_policy_saver_export_reloads_in_a_fresh_process(tmp_path):
 
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
     dist = BernoulliBandits(arms=3, pulls=5)
-    pool = dist.sample(64, "train")
     # the entropy schedule is a function of the iteration index, so a resumed run continues it
     anneal = dict(entropy_coef=0.2, entropy_coef_final=0.0, entropy_anneal_iterations=3)
-    straight = RL2(**TINY, **anneal)
-    straight.meta_train(dist, pool, iterations=4, seed=3, checkpoint_dir=str(tmp_path / "a"))
-    first = RL2(**TINY, **anneal, checkpoint_every=2)
-    first.meta_train(dist, pool, iterations=2, seed=3, checkpoint_dir=str(tmp_path / "b"))
-    resumed = RL2(**TINY, **anneal, checkpoint_every=2)
-    resumed.meta_train(dist, pool, iterations=4, seed=3, checkpoint_dir=str(tmp_path / "b"), resume=True)
-    for a, b in zip(straight.net.trainable_variables, resumed.net.trainable_variables, strict=True):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
-    # a fresh run into a directory holding a checkpoint would overwrite it: refused
-    with pytest.raises(CheckpointError, match="already holds a checkpoint; pass --resume"):
-        RL2(**TINY).meta_train(dist, pool, iterations=4, seed=3, checkpoint_dir=str(tmp_path / "b"))
-    # restore for evaluation, and a clear error for a missing or mismatched checkpoint
-    restored = RL2(**TINY, **anneal)
-    restored.restore(str(tmp_path / "a"), dist)
-    for a, b in zip(straight.net.trainable_variables, restored.net.trainable_variables, strict=True):
-        np.testing.assert_allclose(a.numpy(), b.numpy())
-    with pytest.raises(CheckpointError, match="no RL2 checkpoint found"):
-        RL2(**TINY).restore(str(tmp_path), dist)
-    with pytest.raises(CheckpointError, match="cannot be restored into RL2 with this config"):
-        RL2(**{**TINY, "hidden_size": 8}).restore(str(tmp_path / "a"), dist)
-
-
-class _NaNBandits(BernoulliBandits):
-    def _make_env(self, tasks, seed):
-        class Env(BernoulliBanditEnvironment):
-            def _transition(self, action, h, counter):
-                reward, obs = super()._transition(action, h, counter)
-                return reward * np.nan, obs
-
-        means = np.stack([t.params["means"] for t in tasks])
-        return Env(means, [t.seed for t in tasks], self.action_spec(), self.pulls, seed=seed)
+    check_resume_contract(lambda **kw: RL2(**{**TINY, **anneal, **kw}), "RL2", dist, dist.sample(64, "train"),
+                          tmp_path)
 
 
 def test_nan_loss_stops_training_and_keeps_checkpoints(tmp_path):
-    dist = _NaNBandits(arms=2, pulls=3)
+    dist = NaNBandits(arms=2, pulls=3)
     with pytest.raises(TrainingError, match="non-finite training metrics at iteration 0"):
         RL2(**TINY).meta_train(dist, dist.sample(32, "train"), iterations=2, checkpoint_dir=str(tmp_path))
     assert tf.train.latest_checkpoint(str(tmp_path)) is None
