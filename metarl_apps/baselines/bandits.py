@@ -1,4 +1,5 @@
-"""Bandit baselines for ``bandits.bernoulli``: greedy, epsilon-greedy, UCB1, Thompson sampling, Bayes-optimal.
+"""Bandit baselines for ``bandits.bernoulli``: greedy, epsilon-greedy, UCB1, Thompson sampling, finite-horizon
+Gittins index, Bayes-optimal.
 
 Every baseline returns a tf-agents ``TFPolicy`` acting on a batch of tasks (row ``i`` = ``tasks[i]``). What a
 policy has learned about its task lives in the policy state, batched ``[B, ...]``:
@@ -317,6 +318,86 @@ class BayesOptimalPolicy(BanditPolicy):
         return self._tie_break(mask, policy_state)
 
 
+# ================================================================== finite-horizon Gittins index
+#: The largest trial length :func:`gittins_index_table` accepts (its table is ``(pulls + 1)^3`` floats).
+MAX_GITTINS_PULLS = 200
+
+
+@functools.lru_cache(maxsize=8)
+def gittins_index_table(pulls: int, alpha: float = 1.0, beta: float = 1.0, grid: int = 1001) -> np.ndarray:
+    """Finite-horizon Gittins indices of a Beta-Bernoulli arm: ``table[r, s, f]`` (float64 ``[n+1, n+1, n+1]``).
+
+    The index of an arm with ``s`` successes and ``f`` failures when ``r`` pulls remain is the reward ``lam``
+    per pull of a known arm at which a player with ``r`` pulls left is indifferent between retiring to the
+    known arm now (``r * lam``) and pulling this arm with the option to retire later (the finite-horizon
+    "calibration" of Gittins 1979; Kaufmann 2016 shows this index policy is near Bayes-optimal on finite
+    horizons). With one pull left it is the posterior mean.
+
+    Computed by one backward DP over horizons for a grid of ``lam`` values at once (``V_r = max(r lam,
+    p (1 + V_{r-1}(s+1, f)) + (1 - p) V_{r-1}(s, f+1))``); the advantage of pulling decreases in ``lam``, and
+    the index is its zero, linearly interpolated between the two grid points around it (error ~1e-6).
+    """
+    if isinstance(pulls, bool) or not isinstance(pulls, (int, np.integer)) or not 1 <= pulls <= MAX_GITTINS_PULLS:
+        raise MetaRLInputError(f"gittins: pulls={pulls!r} must be an integer in [1, {MAX_GITTINS_PULLS}]; "
+                               f"use the thompson or ucb1 baseline for longer trials")
+    alpha = check_number("gittins", "alpha", alpha, 0.0, low_open=True)
+    beta = check_number("gittins", "beta", beta, 0.0, low_open=True)
+    n = int(pulls)
+    s, f = np.meshgrid(np.arange(n + 1.0), np.arange(n + 1.0), indexing="ij")
+    p = (s + alpha) / (s + f + alpha + beta)
+    shape = (n + 1, n + 1, n + 1)
+    lo_lam, lo_gap = np.zeros(shape), np.full(shape, np.inf)  # largest grid lam where pulling is better
+    hi_lam, hi_gap = np.ones(shape), np.zeros(shape)  # smallest grid lam where retiring is optimal
+    lams = np.linspace(0.0, 1.0, grid)
+    for chunk in np.array_split(lams, max(1, grid // 100)):
+        lam, at = chunk[:, None, None], np.arange(len(chunk))[:, None, None]
+        v = np.zeros((len(chunk), n + 2, n + 2))  # V_0 = 0
+        for r in range(1, n + 1):
+            m = n - r + 1  # reachable with r pulls left: s + f <= n - r (a square of side m holds them)
+            pm = p[:m, :m]
+            pull = pm * (1.0 + v[:, 1:m + 1, :m]) + (1.0 - pm) * v[:, :m, 1:m + 1]
+            gap = pull - r * lam  # slope <= -1 in lam (at most r - 1 later pulls of the known arm)
+            better = gap > 0
+            last = np.where(better, at, -1).max(axis=0)
+            first = np.where(better, len(chunk), at).min(axis=0)
+            i = np.maximum(last, 0)
+            upd = (last >= 0) & (chunk[i] >= lo_lam[r, :m, :m])
+            lo_lam[r, :m, :m] = np.where(upd, chunk[i], lo_lam[r, :m, :m])
+            lo_gap[r, :m, :m] = np.where(upd, np.take_along_axis(gap, i[None], 0)[0], lo_gap[r, :m, :m])
+            i = np.minimum(first, len(chunk) - 1)
+            upd = (first < len(chunk)) & (chunk[i] <= hi_lam[r, :m, :m])
+            hi_lam[r, :m, :m] = np.where(upd, chunk[i], hi_lam[r, :m, :m])
+            hi_gap[r, :m, :m] = np.where(upd, np.take_along_axis(gap, i[None], 0)[0], hi_gap[r, :m, :m])
+            v[:, :m, :m] = np.maximum(pull, r * lam)
+    # the zero of the gap between the bracketing grid points (lo: gap > 0, hi: gap <= 0)
+    finite = np.isfinite(lo_gap)
+    span = np.where(finite, lo_gap - hi_gap, 1.0)
+    table = np.where(finite, lo_lam + np.where(finite, lo_gap, 0.0) / span * (hi_lam - lo_lam), hi_lam)
+    r, s3, f3 = np.meshgrid(np.arange(n + 1), np.arange(n + 1), np.arange(n + 1), indexing="ij")
+    unreachable = (r == 0) | (s3 + f3 > n - r)  # never looked up; the posterior mean keeps the table tidy
+    table[unreachable] = np.broadcast_to(p, shape)[unreachable]
+    return table
+
+
+class GittinsPolicy(BanditPolicy):
+    """Pulls the arm of largest finite-horizon Gittins index (:func:`gittins_index_table`) for the pulls left
+    in the trial; ties uniformly at random."""
+
+    def __init__(self, dist, seed, alpha: float, beta: float, name="gittins"):
+        super().__init__(dist, seed, name)
+        self._pulls = int(dist.episodes_per_trial)
+        self._table = tf.constant(gittins_index_table(self._pulls, alpha, beta), tf.float64)
+
+    def _choose(self, pulls, successes, policy_state):
+        n = self._pulls
+        left = tf.clip_by_value(n - tf.reduce_sum(pulls, -1, keepdims=True), 1.0, float(n))
+        s = tf.clip_by_value(successes, 0.0, float(n))
+        f = tf.clip_by_value(pulls - successes, 0.0, float(n))
+        idx = tf.cast(tf.round(tf.stack([tf.broadcast_to(left, tf.shape(s)), s, f], -1)), tf.int32)
+        index = tf.gather_nd(self._table, idx)
+        return self._tie_break(argmax_mask(index), policy_state)
+
+
 # ================================================================== baselines
 class _BanditBaseline(ConfiguredBaseline):
     families = (FAMILY,)
@@ -353,17 +434,31 @@ class UCB1Baseline(_BanditBaseline):
         return UCB1Policy(dist, seed, self.config["c"])
 
 
-class ThompsonBaseline(_BanditBaseline):
-    """Thompson sampling with a ``Beta(alpha, beta)`` prior per arm (``Beta(1, 1)`` is the family's prior)."""
+class _BetaPriorBaseline(_BanditBaseline):
+    """A bandit baseline with a ``Beta(alpha, beta)`` prior per arm (``Beta(1, 1)`` is the family's prior)."""
 
     defaults = {"alpha": 1.0, "beta": 1.0}
+    policy_class: type = BanditPolicy
 
     def _validate(self):
         for key in ("alpha", "beta"):
             self.config[key] = check_number(type(self).__name__, key, self.config[key], 0.0, low_open=True)
 
     def _make_policy(self, dist, tasks, seed):
-        return ThompsonPolicy(dist, seed, self.config["alpha"], self.config["beta"])
+        return self.policy_class(dist, seed, self.config["alpha"], self.config["beta"])
+
+
+class ThompsonBaseline(_BetaPriorBaseline):
+    """Thompson sampling with a ``Beta(alpha, beta)`` prior per arm."""
+
+    policy_class = ThompsonPolicy
+
+
+class GittinsBaseline(_BetaPriorBaseline):
+    """The finite-horizon Gittins index policy for a ``Beta(alpha, beta)`` prior: near Bayes-optimal on long
+    trials where the exact DP is out of reach (the RL² paper's "Gittins")."""
+
+    policy_class = GittinsPolicy
 
 
 class BayesOptimalBaseline(_BanditBaseline):

@@ -137,6 +137,7 @@ BASELINES = Registry(
         "epsilon_greedy": "metarl_apps.baselines.bandits:EpsilonGreedyBaseline",
         "ucb1": "metarl_apps.baselines.bandits:UCB1Baseline",
         "thompson": "metarl_apps.baselines.bandits:ThompsonBaseline",
+        "gittins": "metarl_apps.baselines.bandits:GittinsBaseline",
         "bayes_optimal": "metarl_apps.baselines.bandits:BayesOptimalBaseline",
         "q_learning": "metarl_apps.baselines.mdp:QLearningBaseline",
         "psrl": "metarl_apps.baselines.mdp:PSRLBaseline",

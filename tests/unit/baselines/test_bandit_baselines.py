@@ -182,7 +182,7 @@ def test_registry_builds_configured_baselines():
     assert BASELINES.create("thompson", alpha=2).config == {"alpha": 2.0, "beta": 1.0}
 
 
-@pytest.mark.parametrize("name", ["greedy", "epsilon_greedy", "ucb1", "thompson", "bayes_optimal"])
+@pytest.mark.parametrize("name", ["greedy", "epsilon_greedy", "ucb1", "thompson", "gittins", "bayes_optimal"])
 def test_bandit_baselines_refuse_other_families(name):
     dist = TabularMDPs(states=2, actions=2, horizon=2, episodes=2)
     message = r"does not support family 'mdp.tabular' \(supports: bandits.bernoulli\)"
@@ -197,9 +197,10 @@ def test_bayes_optimal_baseline_refuses_a_too_large_trial():
 
 
 # ---------------------------------------------------------------- export
-def test_bayes_optimal_policy_exports_with_policy_saver(tmp_path):
+@pytest.mark.parametrize("baseline", [B.BayesOptimalBaseline(), B.GittinsBaseline()])
+def test_table_policies_export_with_policy_saver(baseline, tmp_path):
     dist = BernoulliBandits(arms=3, pulls=6)
-    policy = B.BayesOptimalBaseline().make_policy(dist, dist.sample(4, "test"), seed=7)
+    policy = baseline.make_policy(dist, dist.sample(4, "test"), seed=7)
     policy_saver.PolicySaver(policy, batch_size=None).save(str(tmp_path / "policy"))
     loaded = tf.saved_model.load(str(tmp_path / "policy"))
 

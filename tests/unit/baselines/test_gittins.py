@@ -1,0 +1,104 @@
+"""The finite-horizon Gittins index: hand-derived indices, its structure, the exact value of the index policy
+against the Bayes-optimal DP, and the in-graph policy against both."""
+
+import functools
+
+import numpy as np
+import pytest
+
+from metarl_apps.adapters.bandits import BernoulliBandits
+from metarl_apps.baselines import bandits as B
+from metarl_apps.core.errors import MetaRLInputError
+from metarl_apps.core.registry import BASELINES
+from tests.unit.baselines.helpers import FIRST, MID, bandit_step, mean_ci, totals
+
+
+def reachable(n):
+    return [(r, s, f) for r in range(1, n + 1) for s in range(n + 1) for f in range(n + 1) if s + f <= n - r]
+
+
+@pytest.mark.parametrize("alpha, beta", [(1.0, 1.0), (2.0, 3.0), (0.5, 0.5)])
+def test_one_and_two_pulls_left_match_the_hand_derived_indices(alpha, beta):
+    n = 8
+    table = B.gittins_index_table(n, alpha, beta)
+    for s in range(n):
+        for f in range(n - s):
+            p = (s + alpha) / (s + f + alpha + beta)
+            assert table[1, s, f] == pytest.approx(p, abs=1e-9)  # last pull: the posterior mean
+            if s + f <= n - 2:
+                # 2 lam = p + p max(lam, p1) + (1 - p) max(lam, p0), with p0 <= lam <= p1
+                p1 = (s + 1 + alpha) / (s + f + 1 + alpha + beta)
+                assert table[2, s, f] == pytest.approx(p * (1 + p1) / (1 + p), abs=1e-5)
+
+
+def test_index_exceeds_the_posterior_mean_and_grows_with_the_horizon():
+    n = 20
+    table = B.gittins_index_table(n)
+    for r, s, f in reachable(n):
+        p = (s + 1) / (s + f + 2)
+        assert p - 1e-9 <= table[r, s, f] <= 1.0
+        if r > 1:
+            assert table[r, s, f] >= table[r - 1, s, f] - 1e-6
+    assert table[2, 0, 0] == pytest.approx(5 / 9, abs=1e-6)
+
+
+def index_policy_value(arms, pulls):
+    """Exact expected total reward of the index policy (ties uniform), by recursion over belief states."""
+    table = B.gittins_index_table(pulls)
+
+    @functools.lru_cache(maxsize=None)
+    def value(state):
+        t = sum(s + f for s, f in state)
+        if t == pulls:
+            return 0.0
+        index = [table[pulls - t, s, f] for s, f in state]
+        best = [i for i, x in enumerate(index) if x == max(index)]
+        total = 0.0
+        for i in best:
+            s, f = state[i]
+            p = (s + 1) / (s + f + 2)
+            win = tuple(sorted(state[:i] + ((s + 1, f),) + state[i + 1:]))
+            lose = tuple(sorted(state[:i] + ((s, f + 1),) + state[i + 1:]))
+            total += p * (1 + value(win)) + (1 - p) * value(lose)
+        return total / len(best)
+
+    return value(((0, 0),) * arms)
+
+
+@pytest.mark.parametrize("arms, pulls", [(2, 2), (2, 10), (3, 8), (5, 10)])
+def test_index_policy_is_near_bayes_optimal(arms, pulls):
+    exact, gittins = B.bayes_optimal_value(arms, pulls), index_policy_value(arms, pulls)
+    assert gittins <= exact + 1e-9
+    assert gittins >= 0.995 * exact, (gittins, exact)
+    if pulls == 2:
+        assert gittins == pytest.approx(13 / 12)  # explore once, then keep a success or switch
+
+
+def test_policy_pulls_the_arm_of_largest_index_for_the_pulls_left():
+    dist = BernoulliBandits(arms=3, pulls=12)
+    policy = BASELINES.create("gittins").make_policy(dist, dist.sample(1, "test"))
+    table = B.gittins_index_table(12)
+    history = [(0, 1.0), (1, 0.0), (2, 0.0), (0, 0.0), (1, 1.0), (1, 1.0), (2, 1.0), (0, 1.0)]
+    state = policy.get_initial_state(1)
+    out = policy.action(bandit_step([FIRST], [0], [0.0]), state)
+    counts = np.zeros((3, 2), int)
+    for a, r in history:
+        out = policy.action(bandit_step([MID], [a], [r]), out.state)
+        counts[a] += (int(r), 1 - int(r))
+        left = 12 - counts.sum()
+        index = [table[left, s, f] for s, f in counts]
+        best = {i for i, x in enumerate(index) if x == max(index)}  # ties (equal counts) are broken at random
+        assert int(out.action[0]) in best, (counts.tolist(), index)
+
+
+def test_policy_reaches_its_exact_value_on_5000_bandits():
+    dist = BernoulliBandits(arms=5, pulls=10)
+    mean, ci = mean_ci(totals(BASELINES.create("gittins"), dist, dist.sample(5000, "test", 0)))
+    assert abs(mean - index_policy_value(5, 10)) < ci
+
+
+def test_bad_input_is_a_clear_error():
+    with pytest.raises(MetaRLInputError, match=r"gittins: pulls=500 must be an integer in \[1, 200\]"):
+        B.gittins_index_table(500)
+    with pytest.raises(MetaRLInputError, match="GittinsBaseline: config alpha=0 must be"):
+        BASELINES.create("gittins", alpha=0)
