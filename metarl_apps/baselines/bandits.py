@@ -335,7 +335,8 @@ def gittins_index_table(pulls: int, alpha: float = 1.0, beta: float = 1.0, grid:
 
     Computed by one backward DP over horizons for a grid of ``lam`` values at once (``V_r = max(r lam,
     p (1 + V_{r-1}(s+1, f)) + (1 - p) V_{r-1}(s, f+1))``); the advantage of pulling decreases in ``lam``, and
-    the index is its zero, linearly interpolated between the two grid points around it (error ~1e-6).
+    the index is its zero, linearly interpolated between the two grid points around it (the 1001-point grid
+    and a 4001-point one differ by at most 1e-5 at 10 pulls).
     """
     if isinstance(pulls, bool) or not isinstance(pulls, (int, np.integer)) or not 1 <= pulls <= MAX_GITTINS_PULLS:
         raise MetaRLInputError(f"gittins: pulls={pulls!r} must be an integer in [1, {MAX_GITTINS_PULLS}]; "
@@ -438,7 +439,8 @@ class _BetaPriorBaseline(_BanditBaseline):
     """A bandit baseline with a ``Beta(alpha, beta)`` prior per arm (``Beta(1, 1)`` is the family's prior)."""
 
     defaults = {"alpha": 1.0, "beta": 1.0}
-    policy_class: type = BanditPolicy
+    #: a :class:`BanditPolicy` taking ``(dist, seed, alpha, beta)``; set by each subclass
+    policy_class: type
 
     def _validate(self):
         for key in ("alpha", "beta"):
