@@ -39,6 +39,12 @@ class RL2Config:
         iterations and stays there (a high early bonus keeps the policy from collapsing before the memory
         learns anything; a low late one lets it exploit). A function of the iteration index, so resuming
         from a checkpoint continues the same schedule.
+      learning_rate_final, learning_rate_anneal_iterations: the same linear schedule for the Adam step size
+        (both or neither; default: constant ``learning_rate``).
+      anneal_start: the iteration at which both schedules start (before it the start values hold). A run
+        that anneals from ``anneal_start`` is, up to that iteration, the same run as one without annealing,
+        so a fine-tuning phase can be added to a trained checkpoint with ``--resume`` and the scenario still
+        reproduces from scratch.
       epochs, minibatches: passes over each batch, and sequence minibatches (split over tasks) per pass.
       reward_scale: rewards are multiplied by this for learning only (not for reporting).
       normalize_advantages: standardise advantages per minibatch.
@@ -68,6 +74,9 @@ class RL2Config:
     entropy_coef: float = 0.01
     entropy_coef_final: float | None = None
     entropy_anneal_iterations: int = 0
+    learning_rate_final: float | None = None
+    learning_rate_anneal_iterations: int = 0
+    anneal_start: int = 0
     value_coef: float = 0.5
     epochs: int = 4
     minibatches: int = 4
@@ -109,11 +118,19 @@ class RL2Config:
             v = self.entropy_coef_final
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                 fail("entropy_coef_final", "must be a non-negative number (or null for a constant entropy_coef)")
-        v = self.entropy_anneal_iterations
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            fail("entropy_anneal_iterations", "must be a non-negative integer (0 = no annealing)")
-        if (self.entropy_coef_final is None) != (v == 0):
-            fail("entropy_anneal_iterations", "set it and entropy_coef_final together (both or neither)")
+        if self.learning_rate_final is not None:
+            v = self.learning_rate_final
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                fail("learning_rate_final", "must be a positive number (or null for a constant learning_rate)")
+        for f in ("entropy_anneal_iterations", "learning_rate_anneal_iterations", "anneal_start"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                fail(f, "must be a non-negative integer (0 = no annealing)" if f != "anneal_start"
+                     else "must be a non-negative integer (the iteration the schedules start at)")
+        for final, its in (("entropy_coef_final", "entropy_anneal_iterations"),
+                           ("learning_rate_final", "learning_rate_anneal_iterations")):
+            if (getattr(self, final) is None) != (getattr(self, its) == 0):
+                fail(its, f"set it and {final} together (both or neither)")
         if self.scoring not in ("per_item", "item_features"):
             fail("scoring", "must be 'per_item' or 'item_features'")
         if self.minibatches > self.tasks_per_iteration:

@@ -67,13 +67,22 @@ class RL2(MetaLearner):
         self._entropy_coef = tf.Variable(float(self.config.entropy_coef), trainable=False, name="entropy_coef")
         self._dist = dist
 
+    def _scheduled(self, iteration: int, start: float, final: float | None, iterations: int) -> float:
+        """Linear from ``start`` to ``final`` over ``iterations`` iterations from ``config.anneal_start``."""
+        if final is None:
+            return float(start)
+        frac = min(1.0, max(0, iteration - self.config.anneal_start) / iterations)
+        return float(start + frac * (final - start))
+
     def entropy_coef_at(self, iteration: int) -> float:
         """The entropy weight used at (0-based) ``iteration`` (see ``RL2Config.entropy_anneal_iterations``)."""
         c = self.config
-        if c.entropy_coef_final is None:
-            return float(c.entropy_coef)
-        frac = min(1.0, iteration / c.entropy_anneal_iterations)
-        return float(c.entropy_coef + frac * (c.entropy_coef_final - c.entropy_coef))
+        return self._scheduled(iteration, c.entropy_coef, c.entropy_coef_final, c.entropy_anneal_iterations)
+
+    def learning_rate_at(self, iteration: int) -> float:
+        """The Adam step size used at (0-based) ``iteration`` (see ``RL2Config.learning_rate_final``)."""
+        c = self.config
+        return self._scheduled(iteration, c.learning_rate, c.learning_rate_final, c.learning_rate_anneal_iterations)
 
     def _checkpoint(self, **extra) -> tf.train.Checkpoint:
         return tf.train.Checkpoint(net=self.net, optimizer=self._optimizer, return_scale=self._return_scale,
@@ -200,6 +209,7 @@ class RL2(MetaLearner):
         def step(it: int) -> dict:
             set_task_batch(env, pool, batch, seed, it)
             self._entropy_coef.assign(self.entropy_coef_at(it))
+            self._optimizer.learning_rate.assign(self.learning_rate_at(it))  # after a restore too
             return {k: float(v) for k, v in iteration().items()}
 
         metrics, wall = train_loop("RL2", step, iterations=iterations, done=done, manager=manager,

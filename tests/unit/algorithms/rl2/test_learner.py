@@ -98,10 +98,28 @@ def test_policy_saver_export_reloads_in_a_fresh_process(tmp_path):
 
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
     dist = BernoulliBandits(arms=3, pulls=5)
-    # the entropy schedule is a function of the iteration index, so a resumed run continues it
-    anneal = dict(entropy_coef=0.2, entropy_coef_final=0.0, entropy_anneal_iterations=3)
+    # the schedules are functions of the iteration index, so a resumed run continues them (the learning rate
+    # restored with the optimizer is overwritten by the schedule's value before the next update)
+    anneal = dict(entropy_coef=0.2, entropy_coef_final=0.0, entropy_anneal_iterations=3,
+                  learning_rate=1e-2, learning_rate_final=1e-3, learning_rate_anneal_iterations=2, anneal_start=1)
     check_resume_contract(lambda **kw: RL2(**{**TINY, **anneal, **kw}), "RL2", dist, dist.sample(64, "train"),
                           tmp_path)
+
+
+def test_learning_rate_schedule_drives_the_optimizer():
+    dist = BernoulliBandits(arms=3, pulls=5)
+    pool = dist.sample(64, "train")
+    cfg = dict(learning_rate=1e-2, learning_rate_final=1e-3, learning_rate_anneal_iterations=4)
+    learner = RL2(**{**TINY, **cfg, "anneal_start": 1})
+    learner.meta_train(dist, pool, iterations=3)
+    assert float(learner._optimizer.learning_rate) == pytest.approx(learner.learning_rate_at(2)) == pytest.approx(
+        1e-2 - 0.25 * 9e-3)
+    # the schedule changes the run: a later anneal start gives other weights after the same iterations
+    late = RL2(**{**TINY, **cfg, "anneal_start": 3})
+    late.meta_train(dist, pool, iterations=3)
+    assert float(late._optimizer.learning_rate) == pytest.approx(1e-2)
+    assert any(not np.allclose(a.numpy(), b.numpy())
+               for a, b in zip(learner.net.trainable_variables, late.net.trainable_variables, strict=True))
 
 
 def test_nan_loss_stops_training_and_keeps_checkpoints(tmp_path):

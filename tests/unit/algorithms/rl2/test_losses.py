@@ -57,6 +57,9 @@ def test_ppo_loss_by_hand():
     ("embed_sizes", [64, 0], "embed_sizes"),
     ("entropy_coef_final", -0.1, "entropy_coef_final=-0.1: must be a non-negative number"),
     ("entropy_anneal_iterations", 100, "entropy_anneal_iterations=100: set it and entropy_coef_final together"),
+    ("learning_rate_final", 0.0, "learning_rate_final=0.0: must be a positive number"),
+    ("learning_rate_anneal_iterations", 5, "learning_rate_anneal_iterations=5: set it and learning_rate_final"),
+    ("anneal_start", -1, "anneal_start=-1: must be a non-negative integer"),
 ])
 def test_bad_config_is_a_clear_error(field, value, match):
     with pytest.raises(MetaRLInputError, match=match):
@@ -71,6 +74,17 @@ def test_entropy_schedule_is_linear_then_flat():
     assert RL2(entropy_coef=0.03).entropy_coef_at(10_000) == pytest.approx(0.03)
     with pytest.raises(MetaRLInputError, match="set it and entropy_coef_final together"):
         RL2Config(entropy_coef_final=0.0)
+
+
+def test_schedules_start_at_anneal_start():
+    from metarl_apps.algorithms.rl2 import RL2
+
+    learner = RL2(learning_rate=1e-3, learning_rate_final=1e-4, learning_rate_anneal_iterations=10,
+                  entropy_coef=0.01, entropy_coef_final=0.0, entropy_anneal_iterations=20, anneal_start=100)
+    its = (0, 99, 100, 105, 110, 120, 5000)
+    assert [learner.learning_rate_at(i) for i in its] == pytest.approx([1e-3, 1e-3, 1e-3, 5.5e-4, 1e-4, 1e-4, 1e-4])
+    assert [learner.entropy_coef_at(i) for i in its] == pytest.approx([0.01, 0.01, 0.01, 0.0075, 0.005, 0.0, 0.0])
+    assert RL2(learning_rate=3e-4).learning_rate_at(10_000) == pytest.approx(3e-4)
 
 
 def test_slate_log_prob_by_hand_and_sampling_gives_distinct_items():
