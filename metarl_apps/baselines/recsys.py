@@ -146,6 +146,20 @@ def last_click_context(features, prev_action, choice, first) -> tf.Tensor:
     return tf.concat([tf.gather(features, doc, batch_dims=1) * clicked_f, clicked_f], axis=-1)
 
 
+def reward_model_inputs(features, prev_action, choice, first, context: str) -> tf.Tensor:
+    """``[B, N, D]`` inputs of a global reward model for every candidate document: the documents' features
+    ``[B, N, F]``, with ``context="last_click"`` followed by :func:`last_click_context` (``D = 2F + 1``)."""
+    if context == "none":
+        return features
+    ctx = last_click_context(features, prev_action, choice, first)
+    ctx = tf.repeat(ctx[:, None, :], tf.shape(features)[1], axis=1)
+    return tf.concat([features, ctx], axis=-1)
+
+
+def reward_model_input_size(num_features: int, context: str) -> int:
+    return num_features if context == "none" else 2 * num_features + 1
+
+
 class RewardModelPolicy(tf_policy.TFPolicy):
     """Slate = top documents by a pooled reward model ``model([x_doc, context])`` (no state, no learning)."""
 
@@ -157,11 +171,7 @@ class RewardModelPolicy(tf_policy.TFPolicy):
 
     def model_inputs(self, features, prev_action, choice, first) -> tf.Tensor:
         """``[B, N, D]`` inputs of the reward model for every candidate document."""
-        if self._context == "none":
-            return features
-        ctx = last_click_context(features, prev_action, choice, first)
-        ctx = tf.repeat(ctx[:, None, :], tf.shape(features)[1], axis=1)
-        return tf.concat([features, ctx], axis=-1)
+        return reward_model_inputs(features, prev_action, choice, first, self._context)
 
     def predict(self, time_step) -> tf.Tensor:
         """``[B, N]`` predicted reward of showing each candidate document."""
@@ -324,7 +334,7 @@ class GlobalRewardModelBaseline(_FittedSlateBaseline):
         dims = self._dims(dist)
         u, t = log.slate.shape[:2]
         f = dims.num_features
-        model = self._build_model(f if self.config["context"] == "none" else 2 * f + 1, seed)
+        model = self._build_model(reward_model_input_size(f, self.config["context"]), seed)
         policy = RewardModelPolicy(dist, model, self.config["context"])
         flat = lambda a: a.reshape((u * t,) + a.shape[2:])  # noqa: E731
         x_all = policy.model_inputs(tf.constant(flat(log.features)), tf.constant(flat(log.prev_action)),
@@ -368,5 +378,5 @@ def _regress(model: tf.keras.Model, x: np.ndarray, y: np.ndarray, config: Mappin
 
 __all__ = [
     "FAMILIES", "GlobalRewardModelBaseline", "PopularityBaseline", "RandomSlateBaseline", "SlateBaseline",
-    "SlateDims", "log_random_slates", "slate_dims", "top_slate",
+    "SlateDims", "log_random_slates", "reward_model_input_size", "reward_model_inputs", "slate_dims", "top_slate",
 ]

@@ -10,6 +10,10 @@ An ``obs["action_mask"]`` (1 = allowed) masks the logits of scalar actions.
 every item's features): the logits come from one shared scorer over ``[memory, item features]`` —
 ``Dense(relu(W_h h + W_d x_i + b))`` per item — instead of one output per item id, so what the policy learns
 about one item carries over to items with similar features.
+
+``prior`` (a :class:`~metarl_apps.networks.prior.FrozenScorer`, slate families): ``prior_scale * q(doc)``, q
+standardised over the candidates, is added to every item's logit (of every slot), ``prior_scale`` trainable:
+the policy starts as a softmax over the population reward model and the heads learn the departures from it.
 """
 
 from __future__ import annotations
@@ -51,8 +55,8 @@ class RecurrentActorCritic(tf.Module):
 
     def __init__(self, observation_spec, action_spec, *, cell: str = "lstm", hidden_size: int = 128,
                  embed_sizes: tuple[int, ...] = (64,), slate: bool = False, scoring: str = "per_item",
-                 item_hidden: int = 64, trial_length: int = 1, set_keys: int = 0,
-                 name: str = "recurrent_actor_critic"):
+                 item_hidden: int = 64, trial_length: int = 1, set_keys: int = 0, prior=None,
+                 prior_scale: float = 1.0, name: str = "recurrent_actor_critic"):
         super().__init__(name=name)
         self.observation_spec = observation_spec
         self.action_spec = action_spec
@@ -91,6 +95,11 @@ class RecurrentActorCritic(tf.Module):
         self._policy_head = tf.keras.layers.Dense(
             n_logits, kernel_initializer=tf.keras.initializers.Orthogonal(0.01), name="policy")
         self._value_head = tf.keras.layers.Dense(1, name="value")
+        self.prior = prior
+        if prior is not None:
+            if len(self.action_shape) != 1:
+                raise MetaRLInputError(f"action spec {action_spec}: a prior scores items of a [k] slate action")
+            self.prior_scale = tf.Variable(float(prior_scale), name="prior_scale")
         # Build every layer once so `step` and `unroll` share variables from the start.
         self.unroll(tf.nest.map_structure(lambda s: tf.zeros([1, 1] + s.shape.as_list(), s.dtype), observation_spec),
                     self.initial_state(1))
@@ -121,6 +130,9 @@ class RecurrentActorCritic(tf.Module):
         else:
             logits = self._policy_head(h)
             logits = tf.reshape(logits, tf.concat([outer, per_item + [self.num_values]], 0))
+        if self.prior is not None:  # [*outer, items], the same for every slot
+            q = tf.stop_gradient(self.prior.standardized(observation, len(h.shape) - 1))
+            logits = logits + self.prior_scale * (q if self.slate_size else q[..., None, :])
         _, mask = split_action_mask(observation)
         if mask is not None and not self.action_shape:
             logits = tf.where(tf.cast(mask, tf.bool), logits, MASKED_LOGIT)

@@ -27,6 +27,11 @@ class RL2Config:
         (families whose ``obs["doc_features"]`` gives every item's features, e.g. recommender slates: one
         shared scorer over the memory and each item's features; what is learnt about one item carries over
         to similar items).
+      prior: ``"none"`` (default) or ``"global_mlp"`` (slate families): fit the ``global_mlp`` baseline
+        (a population reward model, config ``prior_config``) on the training users before meta-training and
+        add ``prior_scale * its score`` to every item's logit (``prior_scale`` is trainable; this value is its
+        start). The policy starts as a softmax over the population model — its greedy slate is the baseline's
+        — and learns only how to personalise away from it. The fitted model is frozen and saved with the policy.
     Meta-batch:
       tasks_per_iteration: tasks (one trial each) rolled out per training iteration.
     PPO:
@@ -65,6 +70,9 @@ class RL2Config:
     embed_sizes: tuple[int, ...] = (64,)
     slate: bool | None = False
     scoring: str = "per_item"
+    prior: str = "none"
+    prior_scale: float = 4.0
+    prior_config: dict = dataclasses.field(default_factory=dict)
     tasks_per_iteration: int = 256
     learning_rate: float = 1e-3
     max_grad_norm: float = 1.0
@@ -131,6 +139,14 @@ class RL2Config:
                            ("learning_rate_final", "learning_rate_anneal_iterations")):
             if (getattr(self, final) is None) != (getattr(self, its) == 0):
                 fail(its, f"set it and {final} together (both or neither)")
+        if self.prior not in ("none", "global_mlp"):
+            fail("prior", "must be 'none' or 'global_mlp'")
+        if not isinstance(self.prior_config, dict):
+            fail("prior_config", "must be a mapping of global_mlp baseline config keys")
+        if self.prior_config and self.prior == "none":
+            fail("prior_config", "applies only with prior 'global_mlp'")
+        if isinstance(self.prior_scale, bool) or not isinstance(self.prior_scale, (int, float)):
+            fail("prior_scale", "must be a number")
         if self.scoring not in ("per_item", "item_features"):
             fail("scoring", "must be 'per_item' or 'item_features'")
         if self.minibatches > self.tasks_per_iteration:

@@ -20,9 +20,11 @@ import tensorflow as tf
 from metarl_apps.algorithms.rl2.config import RL2Config
 from metarl_apps.algorithms.rl2.losses import action_distribution, gae, ppo_loss
 from metarl_apps.algorithms.rl2.policy import RL2Policy
+from metarl_apps.baselines.recsys import GlobalRewardModelBaseline, slate_dims
 from metarl_apps.core.agent import MetaLearner, TrainResult
 from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.core.training import open_checkpoint, restore_latest, set_task_batch, train_loop
+from metarl_apps.networks.prior import FrozenScorer
 from metarl_apps.networks.recurrent import RecurrentActorCritic
 from metarl_apps.networks.shared_agents import SharedAgentsActorCritic
 
@@ -46,6 +48,7 @@ class RL2(MetaLearner):
         slate = c.slate if c.slate is not None else bool(getattr(dist, "slate_actions", False))
         agents = int(getattr(dist, "num_controlled_agents", 1))
         trial_length = dist.horizon * dist.episodes_per_trial
+        prior = self._make_prior(dist, agents)
         if agents > 1:  # several agents: shared parameters, per-agent memory
             if c.scoring != "per_item":
                 raise MetaRLInputError(f"RL2: scoring={c.scoring!r} does not apply to {dist.family!r}, whose learner "
@@ -59,13 +62,34 @@ class RL2(MetaLearner):
         else:
             self.net = RecurrentActorCritic(dist.observation_spec(), dist.action_spec(), cell=c.cell,
                                             hidden_size=c.hidden_size, embed_sizes=c.embed_sizes, slate=slate,
-                                            scoring=c.scoring, trial_length=trial_length, set_keys=c.set_keys)
+                                            scoring=c.scoring, trial_length=trial_length, set_keys=c.set_keys,
+                                            prior=prior, prior_scale=c.prior_scale)
         self._optimizer = tf.keras.optimizers.Adam(c.learning_rate)
         self._optimizer.build(self.net.trainable_variables)
         self._return_scale = tf.Variable(1.0, trainable=False, name="return_scale")
         # set before every iteration from the schedule (not checkpointed: a function of the iteration index)
         self._entropy_coef = tf.Variable(float(self.config.entropy_coef), trainable=False, name="entropy_coef")
         self._dist = dist
+
+    def _make_prior(self, dist, agents: int) -> FrozenScorer | None:
+        """The (unfitted) prior scorer of ``config.prior``; :meth:`_fit_prior` gives it its weights."""
+        c = self.config
+        if c.prior == "none":
+            return None
+        dims = slate_dims(dist)
+        if dims is None or agents > 1:
+            raise MetaRLInputError(f"RL2: prior {c.prior!r} needs a slate family (obs['doc_features'] and a [k] "
+                                   f"slate action, e.g. recsys.interest_evolution); {dist.family!r} is not one; "
+                                   f"use prior 'none'")
+        self._prior_baseline = GlobalRewardModelBaseline(**c.prior_config)
+        cfg = self._prior_baseline.config
+        return FrozenScorer(dims.num_features, cfg["hidden"], cfg["context"])
+
+    def _fit_prior(self, dist, pool, seed: int) -> None:
+        """Fit the ``global_mlp`` baseline on the training users (as the baseline itself is fitted) and copy
+        its model into the network's frozen prior."""
+        self._prior_baseline.fit(dist, pool, seed)
+        self.net.prior.assign_from(self._prior_baseline._model)
 
     def _scheduled(self, iteration: int, start: float, final: float | None, iterations: int) -> float:
         """Linear from ``start`` to ``final`` over ``iterations`` iterations from ``config.anneal_start``."""
@@ -196,6 +220,8 @@ class RL2(MetaLearner):
         tf.keras.utils.set_random_seed(seed)  # before building: initial weights are a function of the seed
         if self.net is None or self._dist is None or self._dist.family != dist.family:
             self._build(dist)
+            if getattr(self.net, "prior", None) is not None:
+                self._fit_prior(dist, pool, seed)  # before a restore, which then overwrites it (same weights)
         env = dist.make_env(pool[:batch], seed=seed)
         if not getattr(env, "supports_set_tasks", False):
             raise MetaRLInputError(f"RL2: the {dist.family!r} environment does not support set_tasks(), which "
