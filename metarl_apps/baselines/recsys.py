@@ -346,6 +346,13 @@ class GlobalRewardModelBaseline(_FittedSlateBaseline):
         self._model = model
         self._fitted_family = dist.family
 
+    @property
+    def model(self) -> tf.keras.Model:
+        """The fitted reward model (inputs: :func:`reward_model_inputs`; output: one score per item)."""
+        if getattr(self, "_fitted_family", None) is None:
+            raise MetaRLInputError(f"{type(self).__name__}: call fit(dist, train_tasks) before reading model")
+        return self._model
+
     def _make_policy(self, dist, tasks, seed):
         self._require_fit(dist)
         return RewardModelPolicy(dist, self._model, self.config["context"])

@@ -97,7 +97,7 @@ class SharedAgentsActorCritic(tf.Module):
     # ------------------------------------------------------------------ state
     @property
     def state_spec(self):
-        return [tensor_spec.TensorSpec([self.num_agents, *s.shape], tf.float32) for s in self.agent_net.state_spec]
+        return [tensor_spec.TensorSpec([self.num_agents, *s.shape], s.dtype) for s in self.agent_net.state_spec]
 
     def initial_state(self, batch_size) -> list[tf.Tensor]:
         return zero_state(self.state_spec, batch_size)

@@ -89,7 +89,7 @@ class RL2(MetaLearner):
         """Fit the ``global_mlp`` baseline on the training users (as the baseline itself is fitted) and copy
         its model into the network's frozen prior."""
         self._prior_baseline.fit(dist, pool, seed)
-        self.net.prior.assign_from(self._prior_baseline._model)
+        self.net.prior.assign_from(self._prior_baseline.model)
 
     def _scheduled(self, iteration: int, start: float, final: float | None, iterations: int) -> float:
         """Linear from ``start`` to ``final`` over ``iterations`` iterations from ``config.anneal_start``."""

@@ -347,7 +347,10 @@ def test_random_slates_are_distinct_documents(dist, users):
 
 def test_global_model_beats_random_and_is_the_same_for_every_user(dist, users, random_totals):
     baseline = recsys.GlobalRewardModelBaseline(epochs=5)
+    with pytest.raises(MetaRLInputError, match="call fit"):
+        _ = baseline.model
     baseline.fit(dist, dist.sample(400, split="train", seed=1), seed=0)
+    assert baseline.model.name == "global_reward_model" and baseline.model.trainable_variables
     assert_better(run_totals(baseline, dist, users), random_totals)
     # No state, and the slate is a function of the observation only: any two users, same observation.
     policy_a = baseline.make_policy(dist, users[:3])
