@@ -257,11 +257,11 @@ class _FittedSlateBaseline(SlateBaseline):
         users = train_tasks[: self.config["fit_users"]]
         return log_random_slates(dist, users, self.config["fit_interactions"], seed)
 
-    def _require_fit(self, dist):
+    def _require_fit(self, dist=None, before: str = "make_policy"):
         fitted = getattr(self, "_fitted_family", None)
         if fitted is None:
-            raise MetaRLInputError(f"{type(self).__name__}: call fit(dist, train_tasks) before make_policy")
-        if fitted != dist.family:
+            raise MetaRLInputError(f"{type(self).__name__}: call fit(dist, train_tasks) before {before}")
+        if dist is not None and fitted != dist.family:
             raise MetaRLInputError(f"{type(self).__name__}: fitted on {fitted!r}, not {dist.family!r}; fit again")
 
 
@@ -349,8 +349,7 @@ class GlobalRewardModelBaseline(_FittedSlateBaseline):
     @property
     def model(self) -> tf.keras.Model:
         """The fitted reward model (inputs: :func:`reward_model_inputs`; output: one score per item)."""
-        if getattr(self, "_fitted_family", None) is None:
-            raise MetaRLInputError(f"{type(self).__name__}: call fit(dist, train_tasks) before reading model")
+        self._require_fit(before="reading model")
         return self._model
 
     def _make_policy(self, dist, tasks, seed):
