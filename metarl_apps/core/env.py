@@ -157,6 +157,12 @@ class TrialEnvironment(tf_environment.TFEnvironment, abc.ABC):
         self._keys.assign(self._key_array([t.seed for t in tasks]))
         self._started.assign(False)
 
+    def rewind(self) -> None:
+        """Number trials from the start again: the next trial draws the same random numbers as the first trial
+        after construction did (common random numbers, e.g. to compare checkpoints on the same tasks)."""
+        self._trial.assign(-1)
+        self._started.assign(False)
+
     # -------------------------------------------------------------- helpers
     def uniform(self, counter: tf.Tensor, num: int) -> tf.Tensor:
         """``[B, num]`` uniforms of this trial step, independent per row (task)."""

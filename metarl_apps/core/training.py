@@ -8,6 +8,7 @@ iteration sees, schedules) lives in the ``step(it)`` callback.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Callable
 
@@ -15,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from metarl_apps.core.errors import CheckpointError, TrainingError
+from metarl_apps.core.io import atomic_write_json
 
 
 def open_checkpoint(ckpt: tf.train.Checkpoint, checkpoint_dir: str | None, resume: bool,
@@ -69,14 +71,16 @@ def train_loop(
     progress: bool,
     fix: str,
     postfix: str,
+    selection: "Selection | None" = None,
 ) -> tuple[dict, float]:
     """Run ``step(it)`` (one meta-training iteration, returning its metrics as floats) from the iteration
     ``done`` holds up to ``iterations``.
 
     After each iteration: stop with a :class:`TrainingError` if a metric is not finite (``fix`` says what to
     change; the last checkpoint is left intact), advance ``done``, write summaries every ``log_every`` and a
-    checkpoint every ``checkpoint_every`` iterations (and after the last). Returns the last metrics and the wall
-    time in seconds.
+    checkpoint every ``checkpoint_every`` iterations (and after the last). With a ``selection``, its
+    :meth:`Selection.after` runs after each iteration (before that iteration's checkpoint). Returns the last
+    metrics and the wall time in seconds.
     """
     from tqdm import tqdm
 
@@ -93,6 +97,8 @@ def train_loop(
                                     f"The last checkpoint in {where} is intact; resume from it with --resume")
             done.assign(it + 1)
             last = it + 1 == iterations
+            if selection is not None:
+                selection.after(it, last)
             if writer is not None and ((it + 1) % log_every == 0 or last):
                 with writer.as_default():
                     for k, v in metrics.items():
@@ -107,3 +113,81 @@ def train_loop(
         if writer is not None:
             writer.close()
     return metrics, time.time() - t0
+
+
+class Selection:
+    """Model selection on validation tasks during meta-training (early stopping without stopping).
+
+    Every ``every`` iterations and after the last, ``score()`` measures the current weights on validation tasks
+    (never the held-out test tasks); the weights of the best-scoring iteration are kept — in memory and, when
+    training checkpoints, under ``<checkpoint_dir>/best`` (a ``tf.train.CheckpointManager`` of ``model`` alone,
+    plus ``selection.json``: every score measured) — and :meth:`finish` puts them back when training ends.
+    ``best_score`` / ``best_iteration`` belong in the training checkpoint (:meth:`trackables`), so a resumed run
+    keeps comparing against the best seen before the interruption.
+    """
+
+    BEST = "best"
+
+    def __init__(self, model: tf.Module, score: Callable[[], float], every: int, checkpoint_dir: str | None):
+        self._model, self._score, self.every = model, score, int(every)
+        self.best_score = tf.Variable(-np.inf, dtype=tf.float64, trainable=False, name="best_score")
+        self.best_iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_iteration")
+        self._dir = os.path.join(checkpoint_dir, self.BEST) if checkpoint_dir else None
+        self._manager = (tf.train.CheckpointManager(tf.train.Checkpoint(model=model), self._dir, max_to_keep=1)
+                         if self._dir else None)
+        self._weights: list[np.ndarray] | None = None
+        self.history: list[dict] = self._read_history()
+
+    def trackables(self) -> dict:
+        return {"best_score": self.best_score, "best_iteration": self.best_iteration}
+
+    def _read_history(self) -> list[dict]:
+        import json
+
+        path = os.path.join(self._dir, "selection.json") if self._dir else None
+        if path and os.path.exists(path):
+            with open(path) as f:
+                return list(json.load(f)["history"])
+        return []
+
+    def after(self, it: int, last: bool) -> None:
+        """Score and maybe keep the weights after (0-based) iteration ``it``."""
+        if not ((it + 1) % self.every == 0 or last):
+            return
+        score = float(self._score())
+        if not np.isfinite(score):
+            raise TrainingError(f"selection score is not finite at iteration {it + 1} ({score}); the last "
+                                f"checkpoint is intact; lower learning_rate and resume with --resume")
+        self.history = [h for h in self.history if h["iteration"] < it + 1] + [{"iteration": it + 1,
+                                                                                 "score": score}]
+        if score > float(self.best_score.numpy()):
+            self.best_score.assign(score)
+            self.best_iteration.assign(it + 1)
+            self._weights = [v.numpy() for v in self._model.variables]
+            if self._manager is not None:
+                self._manager.save(checkpoint_number=it + 1)
+        if self._dir:
+            atomic_write_json(os.path.join(self._dir, "selection.json"),
+                              {"best_iteration": int(self.best_iteration.numpy()),
+                               "best_score": float(self.best_score.numpy()), "history": self.history})
+
+    def finish(self) -> dict:
+        """Put the best weights back into the model; returns ``{"best_iteration", "selection_score"}``."""
+        if self._weights is not None:
+            for v, w in zip(self._model.variables, self._weights, strict=True):
+                v.assign(w)
+        elif self._manager is not None and self._manager.latest_checkpoint:
+            restore_best(self._model, os.path.dirname(self._dir))
+        else:
+            return {}
+        return {"best_iteration": float(self.best_iteration.numpy()),
+                "selection_score": float(self.best_score.numpy())}
+
+
+def restore_best(model: tf.Module, checkpoint_dir: str) -> bool:
+    """Load the weights :class:`Selection` kept under ``<checkpoint_dir>/best`` into ``model``; False if none."""
+    latest = tf.train.latest_checkpoint(os.path.join(checkpoint_dir, Selection.BEST))
+    if latest is None:
+        return False
+    tf.train.Checkpoint(model=model).restore(latest).assert_existing_objects_matched()
+    return True

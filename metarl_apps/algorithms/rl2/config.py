@@ -59,6 +59,13 @@ class RL2Config:
     Acting:
       greedy_eval: act by argmax after meta-training (default: sample, the exploration is learned). On slate
         families with independent slot heads each slot takes its best item not already in the slate.
+    Model selection (off by default):
+      select_every: every this many iterations (and after the last) score the policy on ``select_tasks``
+        validation tasks — training-split tasks of their own sample, never the held-out test tasks — and keep
+        the best-scoring weights; they are the trained policy when training ends (and are saved under
+        ``<checkpoint_dir>/best`` with every score in ``selection.json``). 0 = off: the last weights.
+      select_budgets: the score is the mean over these budgets K of (mean cumulative reward after K) / K, so
+        early and late adaptation weigh alike; default: the whole trial.
     Bookkeeping:
       checkpoint_every: iterations between checkpoints (the last iteration is always saved).
       log_every: iterations between TensorBoard summaries.
@@ -92,6 +99,9 @@ class RL2Config:
     normalize_advantages: bool = True
     normalize_values: bool = True
     greedy_eval: bool = False
+    select_every: int = 0
+    select_tasks: int = 500
+    select_budgets: tuple[int, ...] | None = None
     checkpoint_every: int = 50
     log_every: int = 10
 
@@ -149,5 +159,15 @@ class RL2Config:
             fail("prior_scale", "must be a number")
         if self.scoring not in ("per_item", "item_features"):
             fail("scoring", "must be 'per_item' or 'item_features'")
+        if isinstance(self.select_every, bool) or not isinstance(self.select_every, int) or self.select_every < 0:
+            fail("select_every", "must be a non-negative integer (0 = no model selection)")
+        if isinstance(self.select_tasks, bool) or not isinstance(self.select_tasks, int) or self.select_tasks < 1:
+            fail("select_tasks", "must be a positive integer")
+        if self.select_budgets is not None:
+            b = self.select_budgets
+            if (not isinstance(b, (list, tuple)) or not b
+                    or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in b)):
+                fail("select_budgets", "must be a non-empty list of positive integers (or null: the whole trial)")
+            object.__setattr__(self, "select_budgets", tuple(sorted(set(b))))
         if self.minibatches > self.tasks_per_iteration:
             fail("minibatches", f"must be <= tasks_per_iteration ({self.tasks_per_iteration})")

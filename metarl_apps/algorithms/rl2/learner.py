@@ -19,16 +19,28 @@ import tensorflow as tf
 
 from metarl_apps.algorithms.rl2.config import RL2Config
 from metarl_apps.algorithms.rl2.losses import action_distribution, gae, ppo_loss
-from metarl_apps.algorithms.rl2.policy import RL2Policy
+from metarl_apps.algorithms.rl2.policy import RL2Policy, distinct_slots
 from metarl_apps.baselines.recsys import GlobalRewardModelBaseline, slate_dims
 from metarl_apps.core.agent import MetaLearner, TrainResult
+from metarl_apps.core.env import NEW_EPISODE
 from metarl_apps.core.errors import MetaRLInputError
-from metarl_apps.core.training import open_checkpoint, restore_latest, set_task_batch, train_loop
+from metarl_apps.core.training import (
+    Selection,
+    open_checkpoint,
+    restore_best,
+    restore_latest,
+    set_task_batch,
+    train_loop,
+)
+from metarl_apps.evaluation.runner import episode_returns
 from metarl_apps.networks.prior import FrozenScorer
 from metarl_apps.networks.recurrent import RecurrentActorCritic
 from metarl_apps.networks.shared_agents import SharedAgentsActorCritic
 
 DEFAULT_POPULATION = 10_000
+#: validation tasks for ``select_every`` are ``dist.sample(select_tasks, "train", SELECT_SEED + training seed)``:
+#: training-split tasks drawn from their own stream, apart from the training pool and never the test tasks
+SELECT_SEED = 7_340_033
 
 
 class RL2(MetaLearner):
@@ -113,19 +125,27 @@ class RL2(MetaLearner):
                                    **extra)
 
     # ------------------------------------------------------ one iteration
-    def _make_iteration(self, env, generator: tf.random.Generator):
-        c = self.config
+    def _make_rollout(self, env, generator: tf.random.Generator, greedy: bool = False):
+        """``rollout()``: one trial of the current policy in every row of ``env`` (graph-traceable), returning
+        ``observations, actions, log_probs, values, rewards`` as ``[B, T, ...]``. Actions are drawn from
+        ``generator`` (stateless ops: reproducible), or by the mode with ``greedy`` (as :class:`RL2Policy`)."""
         net = self.net
-        optimizer = self._optimizer
         batch = env.batch_size
         steps = env.horizon * env.episodes_per_trial
         action_rank = len(net.action_shape)
         obs_spec = env.time_step_spec().observation
+        distinct = not net.slate_size and action_rank == 1 and bool(getattr(self._dist, "slate_actions", False))
 
         def sample(logits):
             # NaN logits would sample an out-of-range index and crash the environment; act uniformly instead:
             # the NaN still reaches the loss, and meta_train stops with "non-finite training metrics".
             logits = tf.where(tf.math.is_finite(logits), logits, tf.zeros_like(logits))
+            if greedy:
+                if net.slate_size:
+                    return tf.math.top_k(logits, k=net.slate_size).indices
+                if distinct:
+                    return distinct_slots(logits)
+                return tf.argmax(logits, axis=-1, output_type=tf.int32)
             if net.slate_size:
                 dist = action_distribution(logits, action_rank, net.slate_size)
                 return dist.sample(seed=tf.cast(generator.make_seeds(1)[:, 0], tf.int32))
@@ -160,6 +180,16 @@ class RL2(MetaLearner):
 
             observations = tf.nest.map_structure(bt, obs_ta)
             return observations, bt(act_ta), bt(logp_ta), bt(val_ta), bt(rew_ta)
+
+        return rollout
+
+    def _make_iteration(self, env, generator: tf.random.Generator):
+        c = self.config
+        net = self.net
+        optimizer = self._optimizer
+        batch = env.batch_size
+        action_rank = len(net.action_shape)
+        rollout = self._make_rollout(env, generator)
 
         return_scale = self._return_scale
         entropy_coef = self._entropy_coef
@@ -228,7 +258,9 @@ class RL2(MetaLearner):
                                    f"meta-training over a population needs")
         generator = tf.random.Generator.from_seed(seed)
         done = tf.Variable(0, dtype=tf.int64, trainable=False)
-        ckpt = self._checkpoint(generator=generator, iterations_done=done, env_trial=env._trial)
+        selection = self._make_selection(dist, seed, checkpoint_dir) if c.select_every else None
+        ckpt = self._checkpoint(generator=generator, iterations_done=done, env_trial=env._trial,
+                                **(selection.trackables() if selection else {}))
         manager = open_checkpoint(ckpt, checkpoint_dir, resume)
         iteration = self._make_iteration(env, generator)
 
@@ -241,13 +273,42 @@ class RL2(MetaLearner):
         metrics, wall = train_loop("RL2", step, iterations=iterations, done=done, manager=manager,
                                    summary_dir=summary_dir, log_every=c.log_every,
                                    checkpoint_every=c.checkpoint_every, progress=progress,
-                                   fix="lower learning_rate or reward_scale", postfix="trial_return")
+                                   fix="lower learning_rate or reward_scale", postfix="trial_return",
+                                   selection=selection)
+        if selection is not None:
+            metrics = {**metrics, **selection.finish()}
         return TrainResult(iterations=iterations, wall_time_s=wall, metrics=metrics,
                            checkpoint=manager.latest_checkpoint if manager else None)
+
+    def _make_selection(self, dist, seed: int, checkpoint_dir: str | None) -> Selection:
+        """Score = mean over ``select_budgets`` of the validation tasks' mean cumulative reward after K budget
+        units divided by K, with the policy acting as after training (``greedy_eval``). Common random numbers:
+        every scoring replays the same tasks with the same environment and action draws."""
+        c = self.config
+        budgets = list(c.select_budgets or [dist.episodes_per_trial])
+        if max(budgets) > dist.episodes_per_trial:
+            raise MetaRLInputError(f"RL2Config.select_budgets={budgets}: a trial of {dist.family!r} has "
+                                   f"{dist.episodes_per_trial} {dist.budget_unit}; use budgets up to that")
+        tasks = dist.sample(c.select_tasks, "train", SELECT_SEED + seed)
+        env = dist.make_env(tasks, seed=SELECT_SEED + seed)
+        generator = tf.random.Generator.from_seed(SELECT_SEED + seed)
+        rollout = tf.function(self._make_rollout(env, generator, greedy=c.greedy_eval))
+
+        def score() -> float:
+            generator.reset_from_seed(SELECT_SEED + seed)
+            env.rewind()
+            observations, _, _, _, rewards = rollout()
+            episode = tf.cumsum(tf.cast(observations[NEW_EPISODE] > 0.5, tf.int32), axis=1) - 1
+            cumulative = episode_returns(rewards.numpy(), episode.numpy(), max(budgets)).cumsum(axis=1)
+            return float(sum(cumulative[:, b - 1].mean() / b for b in budgets) / len(budgets))
+
+        return Selection(self.net, score, c.select_every, checkpoint_dir)
 
     def _restore(self, checkpoint_dir, dist) -> None:
         self._build(dist)
         restore_latest(self._checkpoint(), checkpoint_dir, "RL2")
+        if self.config.select_every:
+            restore_best(self.net, checkpoint_dir)
 
     # ----------------------------------------------------------------- adapt
     def _adapt(self, env, tasks, budget):

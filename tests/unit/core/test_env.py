@@ -122,3 +122,18 @@ def test_set_tasks_swaps_tasks_without_a_new_environment():
     menv.set_tasks([_chain_mdp()])
     menv.reset()
     assert round(float(menv.step(tf.constant([1])).reward[0]), 3) == 1.0
+
+
+def test_rewind_replays_the_first_trials_random_numbers():
+    dist = BernoulliBandits(arms=4, pulls=20)
+    tasks = [_bandit_task([0.5, 0.5, 0.5, 0.5], i) for i in range(3)]
+    env = dist.make_env(tasks)
+
+    def trial():
+        env.reset()
+        return np.stack([env.step(tf.constant([a % 4] * 3)).reward.numpy() for a in range(20)])
+
+    first, second = trial(), trial()
+    assert not np.array_equal(first, second)  # each trial draws fresh numbers
+    env.rewind()
+    np.testing.assert_array_equal(trial(), first)

@@ -12,7 +12,7 @@ from tf_agents.policies import policy_saver
 from metarl_apps.adapters.bandits import BernoulliBanditEnvironment, BernoulliBandits
 from metarl_apps.adapters.mdp import TabularMDPs
 from metarl_apps.algorithms.rl2 import RL2, RL2Policy
-from metarl_apps.core.errors import TrainingError
+from metarl_apps.core.errors import MetaRLInputError, TrainingError
 from tests.unit.algorithms.helpers import NaNBandits, check_resume_contract, play
 
 TINY = dict(hidden_size=16, embed_sizes=(8,), tasks_per_iteration=16, minibatches=2, epochs=2)
@@ -104,6 +104,30 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
                   learning_rate=1e-2, learning_rate_final=1e-3, learning_rate_anneal_iterations=2, anneal_start=1)
     check_resume_contract(lambda **kw: RL2(**{**TINY, **anneal, **kw}), "RL2", dist, dist.sample(64, "train"),
                           tmp_path)
+
+
+def test_model_selection_keeps_the_best_validation_weights_and_resumes(tmp_path):
+    import json
+
+    dist = BernoulliBandits(arms=3, pulls=5)
+    pool = dist.sample(64, "train")
+    sel = dict(select_every=1, select_tasks=32, select_budgets=[2, 5], learning_rate=3e-2)
+    # resume with selection on: same (best) weights as an uninterrupted run; restore() loads the best weights
+    restored = check_resume_contract(lambda **kw: RL2(**{**TINY, **sel, **kw}), "RL2", dist, pool, tmp_path)
+    record = json.loads((tmp_path / "a" / "best" / "selection.json").read_text())
+    scores = [h["score"] for h in record["history"]]
+    assert [h["iteration"] for h in record["history"]] == [1, 2, 3, 4]
+    assert record["best_iteration"] == 1 + int(np.argmax(scores)) and record["best_score"] == max(scores)
+    # the score replays the same validation bandits with the same draws: scoring the kept weights again gives
+    # exactly the recorded best score (so scores of different iterations are comparable)
+    again = RL2(**{**TINY, **sel})
+    again.meta_train(dist, pool, iterations=4, seed=3)
+    rescore = again._make_selection(dist, 3, None)
+    assert rescore._score() == pytest.approx(record["best_score"], abs=1e-9)
+    for a, b in zip(again.net.trainable_variables, restored.net.trainable_variables, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(MetaRLInputError, match=r"select_budgets=\[9\]: a trial of 'bandits.bernoulli' has 5"):
+        RL2(**{**TINY, "select_every": 1, "select_budgets": [9]}).meta_train(dist, pool, iterations=1)
 
 
 def test_learning_rate_schedule_drives_the_optimizer():

@@ -60,6 +60,10 @@ def test_ppo_loss_by_hand():
     ("learning_rate_final", 0.0, "learning_rate_final=0.0: must be a positive number"),
     ("learning_rate_anneal_iterations", 5, "learning_rate_anneal_iterations=5: set it and learning_rate_final"),
     ("anneal_start", -1, "anneal_start=-1: must be a non-negative integer"),
+    ("select_every", -5, "select_every=-5: must be a non-negative integer"),
+    ("select_tasks", 0, "select_tasks=0: must be a positive integer"),
+    ("select_budgets", [10, 0], r"select_budgets=\[10, 0\]: must be a non-empty list of positive integers"),
+    ("select_budgets", [], "select_budgets=\\[\\]: must be a non-empty list"),
 ])
 def test_bad_config_is_a_clear_error(field, value, match):
     with pytest.raises(MetaRLInputError, match=match):
