@@ -119,9 +119,9 @@ class Selection:
     """Model selection on validation tasks during meta-training (early stopping without stopping).
 
     Every ``every`` iterations and after the last, ``score()`` measures the current weights on validation tasks
-    (never the held-out test tasks); the weights of the best-scoring iteration are kept — in memory and, when
+    (never the held-out test tasks); the weights of the best-scoring iteration are kept — when
     training checkpoints, under ``<checkpoint_dir>/best`` (a ``tf.train.CheckpointManager`` of ``model`` alone,
-    plus ``selection.json``: every score measured) — and :meth:`finish` puts them back when training ends.
+    plus ``selection.json``: every score measured), else in memory — and :meth:`finish` puts them back when training ends.
     ``best_score`` / ``best_iteration`` belong in the training checkpoint (:meth:`trackables`), so a resumed run
     keeps comparing against the best seen before the interruption.
     """
@@ -135,7 +135,7 @@ class Selection:
         self._dir = os.path.join(checkpoint_dir, self.BEST) if checkpoint_dir else None
         self._manager = (tf.train.CheckpointManager(tf.train.Checkpoint(model=model), self._dir, max_to_keep=1)
                          if self._dir else None)
-        self._weights: list[np.ndarray] | None = None
+        self._weights: list[np.ndarray] | None = None  # the kept weights when there is no directory
         self.history: list[dict] = self._read_history()
 
     def trackables(self) -> dict:
@@ -163,9 +163,10 @@ class Selection:
         if score > float(self.best_score.numpy()):
             self.best_score.assign(score)
             self.best_iteration.assign(it + 1)
-            self._weights = [v.numpy() for v in self._model.variables]
             if self._manager is not None:
                 self._manager.save(checkpoint_number=it + 1)
+            else:
+                self._weights = [v.numpy() for v in self._model.variables]
         if self._dir:
             atomic_write_json(os.path.join(self._dir, "selection.json"),
                               {"best_iteration": int(self.best_iteration.numpy()),

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from metarl_apps.algorithms.rl2.config import RL2Config
 from metarl_apps.algorithms.rl2.losses import action_distribution, gae, ppo_loss
-from metarl_apps.algorithms.rl2.policy import RL2Policy, distinct_slots
+from metarl_apps.algorithms.rl2.policy import RL2Policy, greedy_indices
 from metarl_apps.baselines.recsys import GlobalRewardModelBaseline, slate_dims
 from metarl_apps.core.agent import MetaLearner, TrainResult
 from metarl_apps.core.env import NEW_EPISODE
@@ -141,11 +141,7 @@ class RL2(MetaLearner):
             # the NaN still reaches the loss, and meta_train stops with "non-finite training metrics".
             logits = tf.where(tf.math.is_finite(logits), logits, tf.zeros_like(logits))
             if greedy:
-                if net.slate_size:
-                    return tf.math.top_k(logits, k=net.slate_size).indices
-                if distinct:
-                    return distinct_slots(logits)
-                return tf.argmax(logits, axis=-1, output_type=tf.int32)
+                return greedy_indices(logits, net.slate_size, distinct)
             if net.slate_size:
                 dist = action_distribution(logits, action_rank, net.slate_size)
                 return dist.sample(seed=tf.cast(generator.make_seeds(1)[:, 0], tf.int32))

@@ -35,12 +35,7 @@ class RL2Policy(AdaptedPolicy):
         # meta_train stops with a clear "non-finite training metrics" error.
         logits = tf.where(tf.math.is_finite(logits), logits, tf.zeros_like(logits))
         if self._greedy:
-            if self._net.slate_size:
-                mode = tf.math.top_k(logits, k=self._net.slate_size).indices + self._net.action_min
-            elif self._distinct:
-                mode = distinct_slots(logits) + self._net.action_min
-            else:
-                mode = tf.argmax(logits, axis=-1, output_type=tf.int32) + self._net.action_min
+            mode = greedy_indices(logits, self._net.slate_size, self._distinct) + self._net.action_min
             dist = tfp.distributions.Deterministic(loc=tf.cast(mode, self.action_spec.dtype))
             if self._net.action_shape:
                 dist = tfp.distributions.Independent(dist, reinterpreted_batch_ndims=len(self._net.action_shape))
@@ -48,6 +43,16 @@ class RL2Policy(AdaptedPolicy):
             dist = _Shifted(action_distribution(logits, len(self._net.action_shape), self._net.slate_size),
                             self._net.action_min, self.action_spec.dtype)
         return policy_step.PolicyStep(dist, new_state, ())
+
+
+def greedy_indices(logits: tf.Tensor, slate_size: int, distinct: bool) -> tf.Tensor:
+    """The greedy action's indices: the top ``slate_size`` items (Plackett-Luce slates), each slot's best item
+    not taken by an earlier slot (``distinct`` independent slot heads), else the argmax of each categorical."""
+    if slate_size:
+        return tf.math.top_k(logits, k=slate_size).indices
+    if distinct:
+        return distinct_slots(logits)
+    return tf.argmax(logits, axis=-1, output_type=tf.int32)
 
 
 def distinct_slots(logits: tf.Tensor) -> tf.Tensor:
