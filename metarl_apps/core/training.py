@@ -121,7 +121,8 @@ class Selection:
     Every ``every`` iterations and after the last, ``score()`` measures the current weights on validation tasks
     (never the held-out test tasks); the weights of the best-scoring iteration are kept — when
     training checkpoints, under ``<checkpoint_dir>/best`` (a ``tf.train.CheckpointManager`` of ``model`` alone,
-    plus ``selection.json``: every score measured), else in memory — and :meth:`finish` puts them back when training ends.
+    plus ``selection.json``: every score measured), else in memory — and :meth:`finish` puts them back when
+    training ends.
     ``best_score`` / ``best_iteration`` belong in the training checkpoint (:meth:`trackables`), so a resumed run
     keeps comparing against the best seen before the interruption.
     """
