@@ -49,7 +49,7 @@ def _learner(hidden, dist, seed=0) -> MAML:
 
 def make_batched(learner: MAML, dist, pool, num_tasks: int):
     env = dist.make_env(pool[:num_tasks])
-    iteration = learner._make_iteration(env)
+    iteration = learner._make_iteration(env, tf.random.Generator.from_seed(0))
 
     def run(it: int) -> None:
         order = np.random.default_rng([0, it]).choice(len(pool), size=num_tasks, replace=False)
@@ -61,7 +61,8 @@ def make_batched(learner: MAML, dist, pool, num_tasks: int):
 
 def make_loop(learner: MAML, dist, pool, num_tasks: int):
     env = dist.make_env(pool[:1])
-    collect = tf.function(lambda: learner._collect(env))
+    generator = tf.random.Generator.from_seed(0)
+    collect = tf.function(lambda: learner._collect(env, generator))
     meta_grads = tf.function(learner._meta_grads)
     apply = tf.function(learner._apply)
 

@@ -78,8 +78,10 @@ class MAML(MetaLearner):
         return dict(estimator=c.estimator, baseline=c.baseline, discount=c.discount, normalize=c.normalize_advantages)
 
     # ------------------------------------------------------ one meta-iteration
-    def _run_episode(self, env, stacked, time_step):
-        """Play one inner episode in every row with per-row parameters ``stacked [N, ...]``.
+    def _run_episode(self, env, stacked, time_step, generator: tf.random.Generator):
+        """Play one inner episode in every row with per-row parameters ``stacked [N, ...]``, every random draw
+        (actions, epsilon-greedy coins) from ``generator`` (stateless ops: a resumed run replays the draws of an
+        uninterrupted one, since the generator's state is checkpointed).
 
         Returns ``(episode, next time step)``; ``episode`` is a dict of ``x [N, T, D]``, ``raw [N, T, ...]``
         (sampled raw actions), ``reward [N, T]``, ``log_prob [N, T]`` and ``mask [N, T, n]`` if the family has
@@ -98,14 +100,15 @@ class MAML(MetaLearner):
             x, mask = net.features(time_step.observation)
             if net.reward_model:  # epsilon-greedy: best predicted action / slate, or a uniformly random one
                 scores = net.scores(stacked, x[:, None])[:, 0]
-                explore = tf.random.uniform(tf.shape(scores)[:1]) < epsilon
-                noise = tf.random.uniform(tf.shape(scores))
+                explore = generator.uniform(tf.shape(scores)[:1]) < epsilon
+                noise = generator.uniform(tf.shape(scores))
                 raw = tf.where(tf.reshape(explore, [-1] + [1] * len(net.action_shape)),
                                net.serve(noise, mask), net.serve(scores, mask))
                 logp = tf.zeros(tf.shape(scores)[:1])
             else:
                 dist = net.distribution(stacked, x[:, None], None if mask is None else mask[:, None])
-                raw = tf.cast(dist.sample(), net.raw_dtype)  # [N, 1, ...]
+                raw = tf.cast(dist.sample(seed=tf.cast(generator.make_seeds(1)[:, 0], tf.int32)),
+                              net.raw_dtype)  # [N, 1, ...]
                 logp = dist.log_prob(raw)[:, 0]
                 raw = raw[:, 0]
             time_step = env.step(net.to_env_action(raw))
@@ -127,19 +130,19 @@ class MAML(MetaLearner):
         return inner_loss_fn(self.net, episode["x"], episode.get("mask"), episode["raw"], episode["reward"],
                              choice=episode.get("choice"), **self._loss_kwargs())
 
-    def _collect(self, env) -> tuple[list[dict], dict]:
+    def _collect(self, env, generator: tf.random.Generator) -> tuple[list[dict], dict]:
         """Step 1: ``(pre-adaptation episodes, post-adaptation episode)`` of every row (plain TF code)."""
         n = env.batch_size
         time_step = env.reset()
         stacked = stack_params(self.params, n)
         pre = []
         for _ in range(self.config.inner_steps):
-            episode, time_step = self._run_episode(env, stacked, time_step)
+            episode, time_step = self._run_episode(env, stacked, time_step, generator)
             pre.append(episode)
             stacked = inner_update(stacked, self._inner_loss(episode), self.lrs, 1, first_order=True)
         posts = []
         for _ in range(self.config.post_episodes):  # > 1 only for reward_model: a longer query set
-            episode, time_step = self._run_episode(env, stacked, time_step)
+            episode, time_step = self._run_episode(env, stacked, time_step, generator)
             posts.append(episode)
         return pre, {k: tf.concat([e[k] for e in posts], axis=1) for k in posts[0]}
 
@@ -173,13 +176,13 @@ class MAML(MetaLearner):
                 lr.assign(tf.maximum(lr, 0.0))
         return norm
 
-    def _make_iteration(self, env):
+    def _make_iteration(self, env, generator: tf.random.Generator):
         """The compiled meta-iteration (collect + ``outer_epochs`` updates) for ``env``'s batch of tasks."""
         c = self.config
 
         @tf.function
         def iteration():
-            pre, post = self._collect(env)
+            pre, post = self._collect(env, generator)
             loss, norm = tf.constant(0.0), tf.constant(0.0)
             for _ in tf.range(c.outer_epochs):
                 loss, grads = self._meta_grads(pre, post)
@@ -209,7 +212,8 @@ class MAML(MetaLearner):
             self._build(dist)
         env = dist.make_env(pool[:batch], seed=seed)
         done = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations_done")
-        ckpt = self._checkpoint(iterations_done=done, env_trial=env._trial)
+        generator = tf.random.Generator.from_seed(seed)
+        ckpt = self._checkpoint(generator=generator, iterations_done=done, env_trial=env._trial)
         manager = open_checkpoint(ckpt, checkpoint_dir, resume)
         if c.init_only:  # the random-initialisation baseline: nothing to train
             if manager is not None:
@@ -219,7 +223,7 @@ class MAML(MetaLearner):
         if batch > 1 and not env.supports_set_tasks and len(pool) > batch:
             raise MetaRLInputError(f"MAML: {dist.family!r} environments cannot swap tasks; pass at most "
                                    f"meta_batch_size={batch} training tasks")
-        iteration = self._make_iteration(env)
+        iteration = self._make_iteration(env, generator)
 
         def step(it: int) -> dict:
             if env.supports_set_tasks:

@@ -32,11 +32,12 @@ class NaNBandits(BernoulliBandits):
 
 
 def check_resume_contract(make, name: str, dist, pool, tmp_path, *,
-                          state=lambda learner: learner.net.trainable_variables):
+                          state=lambda learner: learner.net.trainable_variables, mismatch=None):
     """The checkpoint contract of a learner built by ``make(**overrides)`` and called ``name`` in its errors:
     an interrupted run resumed from its checkpoint ends where an uninterrupted run with the same seed ends
     (``state`` of both), a fresh run refuses a directory holding a checkpoint, ``restore`` loads the weights,
-    and a missing or mismatched checkpoint is a clear error. Returns the restored learner."""
+    and a missing or mismatched (``make(**mismatch)``, default a smaller network) checkpoint is a clear error.
+    Returns the restored learner."""
     straight = make()
     straight.meta_train(dist, pool, iterations=4, seed=3, checkpoint_dir=str(tmp_path / "a"))
     make(checkpoint_every=2).meta_train(dist, pool, iterations=2, seed=3, checkpoint_dir=str(tmp_path / "b"))
@@ -49,10 +50,10 @@ def check_resume_contract(make, name: str, dist, pool, tmp_path, *,
         make().meta_train(dist, pool, iterations=4, seed=3, checkpoint_dir=str(tmp_path / "b"))
     restored = make()
     restored.restore(str(tmp_path / "a"), dist)
-    for a, b in zip(straight.net.trainable_variables, restored.net.trainable_variables, strict=True):
+    for a, b in zip(state(straight), state(restored), strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy())
     with pytest.raises(CheckpointError, match=f"no {name} checkpoint found"):
         make().restore(str(tmp_path), dist)
     with pytest.raises(CheckpointError, match=f"cannot be restored into {name} with this config"):
-        make(hidden_size=8).restore(str(tmp_path / "a"), dist)
+        make(**(mismatch or {"hidden_size": 8})).restore(str(tmp_path / "a"), dist)
     return restored

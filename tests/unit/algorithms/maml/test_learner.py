@@ -9,9 +9,8 @@ from metarl_apps.adapters.bandits import BernoulliBandits
 from metarl_apps.adapters.navigation import PointNavigation
 from metarl_apps.algorithms.maml.learner import MAML
 from metarl_apps.algorithms.maml.policy import MAMLPolicy
-from metarl_apps.core.errors import CheckpointError
 from metarl_apps.core.registry import ALGORITHMS, make_task_distribution
-from tests.unit.algorithms.helpers import play
+from tests.unit.algorithms.helpers import check_resume_contract, play
 
 SMALL = dict(hidden_sizes=(8,), meta_batch_size=4, outer_epochs=2)
 
@@ -56,21 +55,12 @@ def test_learned_rates_pretraining_and_init_only():
 
 
 def test_checkpoint_resume_and_restore(tmp_path):
+    """Resumed = uninterrupted for a fixed seed (meta-parameters, learned rates and outer optimizer state all
+    checkpointed), refusal to overwrite, restore, clear errors for a missing or mismatched checkpoint."""
     dist = PointNavigation(horizon=5, episodes=2)
-    tasks = dist.sample(16, "train")
-    a = MAML(**SMALL, checkpoint_every=1)
-    a.meta_train(dist, tasks, iterations=2, checkpoint_dir=str(tmp_path))
-    with pytest.raises(CheckpointError, match="already holds a checkpoint"):
-        MAML(**SMALL).meta_train(dist, tasks, iterations=3, checkpoint_dir=str(tmp_path))
-    b = MAML(**SMALL)
-    b.meta_train(dist, tasks, iterations=3, checkpoint_dir=str(tmp_path), resume=True)
-    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("-3")
-    c = MAML(**SMALL)
-    c.restore(str(tmp_path), dist)
-    for x, y in zip(b.params, c.params, strict=True):
-        np.testing.assert_array_equal(x.numpy(), y.numpy())
-    with pytest.raises(CheckpointError, match="cannot be restored into MAML"):
-        MAML(hidden_sizes=(5,)).restore(str(tmp_path), dist)
+    check_resume_contract(lambda **kw: MAML(**{**SMALL, "learn_inner_lr": True, **kw}), "MAML", dist,
+                          dist.sample(16, "train"), tmp_path, state=lambda learner: [*learner.params, *learner.lrs],
+                          mismatch={"hidden_sizes": (5,)})
 
 
 def test_policy_saver_round_trip_gives_the_same_actions(tmp_path):

@@ -118,7 +118,7 @@ def test_post_episodes_lengthen_the_query_set_within_the_trial():
     learner = MAML(**{**SMALL, "inner_steps": 1, "post_episodes": 3})
     learner.meta_train(dist, dist.sample(8, "train"), iterations=1)
     env = dist.make_env(dist.sample(4, "train"))
-    pre, post = learner._collect(env)
+    pre, post = learner._collect(env, tf.random.Generator.from_seed(0))
     assert len(pre) == 1 and post["reward"].shape == (4, 3) and post["choice"].shape == (4, 3)
     with pytest.raises(MetaRLInputError, match=r"inner_steps=2 and post_episodes=3 need trials of at least 5"):
         MAML(**{**SMALL, "inner_steps": 2, "post_episodes": 3}).meta_train(dist, iterations=1)
