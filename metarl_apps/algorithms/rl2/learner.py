@@ -246,8 +246,9 @@ class RL2(MetaLearner):
         tf.keras.utils.set_random_seed(seed)  # before building: initial weights are a function of the seed
         if self.net is None or self._dist is None or self._dist.family != dist.family:
             self._build(dist)
-            if getattr(self.net, "prior", None) is not None:
-                self._fit_prior(dist, pool, seed)  # before a restore, which then overwrites it (same weights)
+            resuming = resume and checkpoint_dir and tf.train.latest_checkpoint(checkpoint_dir)
+            if getattr(self.net, "prior", None) is not None and not resuming:
+                self._fit_prior(dist, pool, seed)  # a resumed run restores the fitted prior from its checkpoint
         env = dist.make_env(pool[:batch], seed=seed)
         if not getattr(env, "supports_set_tasks", False):
             raise MetaRLInputError(f"RL2: the {dist.family!r} environment does not support set_tasks(), which "

@@ -86,7 +86,7 @@ def test_untrained_policy_serves_the_population_slate_and_the_prior_stays_frozen
     assert float(learner.net.prior_scale) != scale  # learnt
 
 
-def test_prior_is_checkpointed_and_exported_with_the_policy(dist, tmp_path):
+def test_prior_is_checkpointed_and_exported_with_the_policy(dist, tmp_path, monkeypatch):
     pool = dist.sample(64, "train")
     learner = RL2(**TINY, prior="global_mlp", prior_config=FIT, slate=True, greedy_eval=True)
     learner.meta_train(dist, pool, iterations=2, seed=0, checkpoint_dir=str(tmp_path / "ckpt"))
@@ -95,6 +95,12 @@ def test_prior_is_checkpointed_and_exported_with_the_policy(dist, tmp_path):
     for a, b in zip(learner.net.prior.variables, restored.net.prior.variables, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert np.abs(restored.net.prior.kernels[0].numpy()).sum() > 0
+    # --resume restores the fitted prior from the checkpoint instead of fitting the baseline again
+    resumed = RL2(**TINY, prior="global_mlp", prior_config=FIT, slate=True, greedy_eval=True)
+    monkeypatch.setattr(GlobalRewardModelBaseline, "fit", lambda *a, **k: pytest.fail("the prior was refitted"))
+    resumed.meta_train(dist, pool, iterations=3, seed=0, checkpoint_dir=str(tmp_path / "ckpt"), resume=True)
+    for a, b in zip(learner.net.prior.variables, resumed.net.prior.variables, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
     tasks = dist.sample(4, "test")
     policy = learner.adapt(tasks, 4)
     policy_saver.PolicySaver(policy, batch_size=None).save(str(tmp_path / "policy"))
