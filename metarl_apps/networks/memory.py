@@ -22,10 +22,10 @@ def check_cell(cell: str) -> str:
     return cell
 
 
-def make_rnn(cell: str, hidden_size: int) -> tf.keras.layers.RNN:
+def make_rnn(cell: str, hidden_size: int, name: str | None = None) -> tf.keras.layers.RNN:
     """The Keras LSTM/GRU layer over ``[B, T, D]`` returning sequences and its final state."""
     layer = {"lstm": tf.keras.layers.LSTM, "gru": tf.keras.layers.GRU}[check_cell(cell)]
-    return layer(int(hidden_size), return_sequences=True, return_state=True, name=cell)
+    return layer(int(hidden_size), return_sequences=True, return_state=True, name=name or cell)
 
 
 def rnn_state_spec(cell: str, hidden_size: int) -> list:

@@ -51,12 +51,16 @@ class RecurrentActorCritic(tf.Module):
 
     ``step`` acts one step (``[B, ...]``); ``unroll`` runs whole sequences (``[B, T, ...]``) from a given
     state. Both share the same weights (the Keras RNN layer and its cell).
+
+    ``separate_value`` (LSTM/GRU): the value head reads its own embedding and recurrent cell instead of the
+    policy's (the state is then the policy cell's state followed by the value cell's), so the value loss
+    does not shape the policy's memory.
     """
 
     def __init__(self, observation_spec, action_spec, *, cell: str = "lstm", hidden_size: int = 128,
                  embed_sizes: tuple[int, ...] = (64,), slate: bool = False, scoring: str = "per_item",
                  item_hidden: int = 64, trial_length: int = 1, set_keys: int = 0, prior=None,
-                 prior_scale: float = 1.0, name: str = "recurrent_actor_critic"):
+                 prior_scale: float = 1.0, separate_value: bool = False, name: str = "recurrent_actor_critic"):
         super().__init__(name=name)
         self.observation_spec = observation_spec
         self.action_spec = action_spec
@@ -81,6 +85,14 @@ class RecurrentActorCritic(tf.Module):
             self._readout = tf.keras.layers.Dense(hidden_size, activation="relu", name="set_readout")
         else:
             self._rnn = make_rnn(cell, hidden_size)
+        self.separate_value = bool(separate_value)
+        if self.separate_value:
+            if self.cell_type == "set":
+                raise MetaRLInputError("separate_value needs an 'lstm' or 'gru' cell, not 'set'; use "
+                                       "value_network: shared with the set memory")
+            self._value_embed = [tf.keras.layers.Dense(n, activation="relu", name=f"value_embed_{i}")
+                                 for i, n in enumerate(embed_sizes)]
+            self._value_rnn = make_rnn(cell, hidden_size, name=f"value_{cell}")
         self.item_scoring = scoring == "item_features"
         if self.item_scoring:
             item_feature_size(observation_spec.get(OBS) if isinstance(observation_spec, dict) else None,
@@ -107,19 +119,28 @@ class RecurrentActorCritic(tf.Module):
     # ------------------------------------------------------------------ state
     @property
     def state_spec(self):
-        return self._set.state_spec if self.cell_type == "set" else rnn_state_spec(self.cell_type, self.hidden_size)
+        if self.cell_type == "set":
+            return self._set.state_spec
+        return rnn_state_spec(self.cell_type, self.hidden_size) * (2 if self.separate_value else 1)
 
     def initial_state(self, batch_size) -> list[tf.Tensor]:
         return zero_state(self.state_spec, batch_size)
 
     # ---------------------------------------------------------------- forward
-    def _features(self, observation, outer_rank: int) -> tf.Tensor:  # [*outer, D] (embedded unless "set")
+    def _features(self, observation, outer_rank: int, layers=None) -> tf.Tensor:  # [*outer, D]
+        """The encoded observation through ``layers`` (default: the policy's embedding; none for "set")."""
         x = encode_observation(observation, self.observation_spec, outer_rank)
-        for layer in self._embed:
+        for layer in self._embed if layers is None else layers:
             x = layer(x)
         return x
 
-    def _heads(self, h: tf.Tensor, observation) -> tuple[tf.Tensor, tf.Tensor]:
+    def _split(self, state) -> tuple[list, list]:
+        """``(policy cell state, value cell state)``; the latter empty unless ``separate_value``."""
+        state = list(state)
+        n = len(state) // 2 if self.separate_value else len(state)
+        return state[:n], state[n:]
+
+    def _heads(self, h: tf.Tensor, observation, h_value: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
         outer = tf.shape(h)[:-1]
         per_item = [] if self.slate_size else list(self.action_shape)
         if self.item_scoring:  # [..., items, outputs] from the shared scorer -> [..., *slots, items]
@@ -136,28 +157,38 @@ class RecurrentActorCritic(tf.Module):
         _, mask = split_action_mask(observation)
         if mask is not None and not self.action_shape:
             logits = tf.where(tf.cast(mask, tf.bool), logits, MASKED_LOGIT)
-        value = tf.squeeze(self._value_head(h), -1)
+        value = tf.squeeze(self._value_head(h if h_value is None else h_value), -1)
         return logits, value
 
     def step(self, observation, state):
         """One step: observation ``[B, ...]`` -> ``(logits [B, *A, n], value [B], new_state)``."""
-        x = self._features(observation, 1)
+        x, h_value = self._features(observation, 1), None
         if self.cell_type == "set":
             h, new_state = self._set.step(x, list(state))
             h = self._readout(h)
         else:
-            h, new_state = self._rnn.cell(x, list(state))
-        logits, value = self._heads(h, observation)
+            state, value_state = self._split(state)
+            h, new_state = self._rnn.cell(x, state)
+            new_state = list(new_state)
+            if self.separate_value:
+                x_value = self._features(observation, 1, self._value_embed)
+                h_value, new_value_state = self._value_rnn.cell(x_value, value_state)
+                new_state += list(new_value_state)
+        logits, value = self._heads(h, observation, h_value)
         return logits, value, list(new_state)
 
     def unroll(self, observation, state):
         """Sequences: observation ``[B, T, ...]`` -> ``(logits [B, T, *A, n], value [B, T], final_state)``."""
-        x = self._features(observation, 2)
+        x, h_value = self._features(observation, 2), None
         if self.cell_type == "set":
             h, final_state = self._set.unroll(x, list(state))
             h = self._readout(h)
         else:
-            out = self._rnn(x, initial_state=list(state))
+            state, value_state = self._split(state)
+            out = self._rnn(x, initial_state=state)
             h, final_state = out[0], list(out[1:])
-        logits, value = self._heads(h, observation)
+            if self.separate_value:
+                out = self._value_rnn(self._features(observation, 2, self._value_embed), initial_state=value_state)
+                h_value, final_state = out[0], final_state + list(out[1:])
+        logits, value = self._heads(h, observation, h_value)
         return logits, value, final_state

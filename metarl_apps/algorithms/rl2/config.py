@@ -19,6 +19,9 @@ class RL2Config:
         (0 = none).
       hidden_size: recurrent units (``"set"``: output size of the transition MLP).
       embed_sizes: dense ReLU layers before the recurrent cell (``"set"``: the transition MLP's hidden layers).
+      value_network: ``"shared"`` (default: the value head reads the policy's memory) or ``"separate"``
+        (LSTM/GRU: the value head has its own embedding and recurrent cell of the same sizes, as the RL² paper's
+        recurrent baseline; the value loss then cannot reshape the policy's memory; ~2x the network compute).
       slate: treat ``[k]`` integer actions as slates of k distinct items (Plackett-Luce over one score per
         item) instead of k independent categoricals; ``None`` = ask the task family (``slate_actions``).
         Default False: on recsys.interest_evolution (1000 iterations, 128 users/iteration) Plackett-Luce
@@ -75,6 +78,7 @@ class RL2Config:
     set_keys: int = 0
     hidden_size: int = 128
     embed_sizes: tuple[int, ...] = (64,)
+    value_network: str = "shared"
     slate: bool | None = False
     scoring: str = "per_item"
     prior: str = "none"
@@ -111,6 +115,10 @@ class RL2Config:
 
         if self.cell not in ("lstm", "gru", "set"):
             fail("cell", "must be 'lstm', 'gru' or 'set'")
+        if self.value_network not in ("shared", "separate"):
+            fail("value_network", "must be 'shared' or 'separate'")
+        if self.value_network == "separate" and self.cell == "set":
+            fail("value_network", "'separate' needs cell 'lstm' or 'gru' (the set memory is shared)")
         object.__setattr__(self, "embed_sizes", tuple(self.embed_sizes))
         for f in ("hidden_size", "tasks_per_iteration", "epochs", "minibatches", "checkpoint_every", "log_every"):
             v = getattr(self, f)

@@ -75,7 +75,8 @@ class RL2(MetaLearner):
             self.net = RecurrentActorCritic(dist.observation_spec(), dist.action_spec(), cell=c.cell,
                                             hidden_size=c.hidden_size, embed_sizes=c.embed_sizes, slate=slate,
                                             scoring=c.scoring, trial_length=trial_length, set_keys=c.set_keys,
-                                            prior=prior, prior_scale=c.prior_scale)
+                                            prior=prior, prior_scale=c.prior_scale,
+                                            separate_value=c.value_network == "separate")
         self._optimizer = tf.keras.optimizers.Adam(c.learning_rate)
         self._optimizer.build(self.net.trainable_variables)
         self._return_scale = tf.Variable(1.0, trainable=False, name="return_scale")

@@ -24,10 +24,10 @@ def _trained(dist, iterations=2, **kw):
     return learner
 
 
-@pytest.mark.parametrize("cell", ["lstm", "set"])
-def test_memory_persists_across_episodes_and_resets_at_trial_start(cell):
+@pytest.mark.parametrize("cell, value_network", [("lstm", "shared"), ("set", "shared"), ("gru", "separate")])
+def test_memory_persists_across_episodes_and_resets_at_trial_start(cell, value_network):
     dist = TabularMDPs(states=3, actions=2, horizon=2, episodes=3)
-    learner = _trained(dist, cell=cell)
+    learner = _trained(dist, cell=cell, value_network=value_network)
     policy = learner.adapt(dist.sample(4, "test"), 3)
     assert isinstance(policy, RL2Policy)
     env = dist.make_env(dist.sample(4, "test"))
@@ -49,6 +49,40 @@ def test_memory_persists_across_episodes_and_resets_at_trial_start(cell):
     from_zero = policy.action(ts, policy.get_initial_state(4)).state
     np.testing.assert_allclose(from_nonzero[0].numpy(), from_zero[0].numpy())
     assert len({s.tobytes() for s in states}) == len(states)
+
+
+def test_separate_value_network_has_its_own_memory():
+    """value_network: separate — the value reads its own cell (state = policy cell's, then value cell's): the
+    policy's logits do not depend on the value cell's weights or state, nor the value on the policy's; a
+    whole-sequence unroll equals step-by-step acting."""
+    dist = TabularMDPs(states=3, actions=2, horizon=2, episodes=3)
+    shared, separate = (RL2(**TINY, value_network=v) for v in ("shared", "separate"))
+    for learner in (shared, separate):
+        learner._build(dist)
+    net = separate.net
+    assert len(net.state_spec) == 4 and len(shared.net.state_spec) == 2  # LSTM [h, c] (+ the value's [h, c])
+    env = dist.make_env(dist.sample(3, "test"))
+    steps = [env.reset()]
+    for a in ([0, 1, 0], [1, 1, 0], [0, 0, 1]):
+        steps.append(env.step(tf.constant(a, tf.int32)))
+    seq = tf.nest.map_structure(lambda *x: tf.stack(x, axis=1), *[t.observation for t in steps])
+    state = [tf.random.normal(s.shape) for s in net.initial_state(3)]
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(state)
+        logits, value, final = net.unroll(seq, state)
+    policy_vars = net._rnn.trainable_variables + [v for layer in net._embed for v in layer.trainable_variables]
+    value_vars = net._value_rnn.trainable_variables + [
+        v for layer in net._value_embed for v in layer.trainable_variables]
+    assert all(g is None for g in tape.gradient(logits, value_vars + state[2:]))
+    assert all(g is None for g in tape.gradient(value, policy_vars + state[:2]))
+    assert all(g is not None for g in tape.gradient(value, value_vars + state[2:]))
+    s = state
+    for t, time_step in enumerate(steps):
+        step_logits, step_value, s = net.step(time_step.observation, s)
+        np.testing.assert_allclose(step_logits.numpy(), logits[:, t].numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(step_value.numpy(), value[:, t].numpy(), rtol=1e-5, atol=1e-6)
+    for a, b in zip(s, final, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_policy_saver_export_reloads_in_a_fresh_process(tmp_path):

@@ -50,6 +50,7 @@ def test_ppo_loss_by_hand():
 
 @pytest.mark.parametrize("field, value, match", [
     ("cell", "rnn", "cell='rnn': must be 'lstm', 'gru' or 'set'"),
+    ("value_network", "own", "value_network='own': must be 'shared' or 'separate'"),
     ("hidden_size", 0, "hidden_size=0: must be a positive integer"),
     ("learning_rate", -1e-3, "learning_rate=-0.001: must be a positive number"),
     ("discount", 1.5, "discount=1.5: must be in"),
@@ -68,6 +69,8 @@ def test_ppo_loss_by_hand():
 def test_bad_config_is_a_clear_error(field, value, match):
     with pytest.raises(MetaRLInputError, match=match):
         RL2Config(**{field: value})
+    with pytest.raises(MetaRLInputError, match="'separate' needs cell 'lstm' or 'gru'"):
+        RL2Config(cell="set", value_network="separate")
 
 
 def test_entropy_schedule_is_linear_then_flat():
