@@ -127,12 +127,16 @@ class RecurrentActorCritic(tf.Module):
         return zero_state(self.state_spec, batch_size)
 
     # ---------------------------------------------------------------- forward
-    def _features(self, observation, outer_rank: int, layers=None) -> tf.Tensor:  # [*outer, D]
-        """The encoded observation through ``layers`` (default: the policy's embedding; none for "set")."""
-        x = encode_observation(observation, self.observation_spec, outer_rank)
-        for layer in self._embed if layers is None else layers:
+    def _features(self, observation, outer_rank: int) -> tuple[tf.Tensor, tf.Tensor | None]:  # [*outer, D]
+        """The observation encoded once, through the policy's embedding (none for "set") and, with
+        ``separate_value``, through the value's (else None)."""
+        encoded = encode_observation(observation, self.observation_spec, outer_rank)
+        x, x_value = encoded, encoded if self.separate_value else None
+        for layer in self._embed:
             x = layer(x)
-        return x
+        for layer in self._value_embed if self.separate_value else ():
+            x_value = layer(x_value)
+        return x, x_value
 
     def _split(self, state) -> tuple[list, list]:
         """``(policy cell state, value cell state)``; the latter empty unless ``separate_value``."""
@@ -162,7 +166,7 @@ class RecurrentActorCritic(tf.Module):
 
     def step(self, observation, state):
         """One step: observation ``[B, ...]`` -> ``(logits [B, *A, n], value [B], new_state)``."""
-        x, h_value = self._features(observation, 1), None
+        (x, x_value), h_value = self._features(observation, 1), None
         if self.cell_type == "set":
             h, new_state = self._set.step(x, list(state))
             h = self._readout(h)
@@ -171,7 +175,6 @@ class RecurrentActorCritic(tf.Module):
             h, new_state = self._rnn.cell(x, state)
             new_state = list(new_state)
             if self.separate_value:
-                x_value = self._features(observation, 1, self._value_embed)
                 h_value, new_value_state = self._value_rnn.cell(x_value, value_state)
                 new_state += list(new_value_state)
         logits, value = self._heads(h, observation, h_value)
@@ -179,7 +182,7 @@ class RecurrentActorCritic(tf.Module):
 
     def unroll(self, observation, state):
         """Sequences: observation ``[B, T, ...]`` -> ``(logits [B, T, *A, n], value [B, T], final_state)``."""
-        x, h_value = self._features(observation, 2), None
+        (x, x_value), h_value = self._features(observation, 2), None
         if self.cell_type == "set":
             h, final_state = self._set.unroll(x, list(state))
             h = self._readout(h)
@@ -188,7 +191,7 @@ class RecurrentActorCritic(tf.Module):
             out = self._rnn(x, initial_state=state)
             h, final_state = out[0], list(out[1:])
             if self.separate_value:
-                out = self._value_rnn(self._features(observation, 2, self._value_embed), initial_state=value_state)
+                out = self._value_rnn(x_value, initial_state=value_state)
                 h_value, final_state = out[0], final_state + list(out[1:])
         logits, value = self._heads(h, observation, h_value)
         return logits, value, final_state

@@ -69,6 +69,9 @@ def test_ppo_loss_by_hand():
 def test_bad_config_is_a_clear_error(field, value, match):
     with pytest.raises(MetaRLInputError, match=match):
         RL2Config(**{field: value})
+
+
+def test_separate_value_network_needs_a_recurrent_cell():
     with pytest.raises(MetaRLInputError, match="'separate' needs cell 'lstm' or 'gru'"):
         RL2Config(cell="set", value_network="separate")
 
