@@ -49,7 +49,10 @@ class RL2Config:
         from a checkpoint continues the same schedule.
       learning_rate_final, learning_rate_anneal_iterations: the same linear schedule for the Adam step size
         (both or neither; default: constant ``learning_rate``).
-      anneal_start: the iteration at which both schedules start (before it the start values hold). A run
+      discount_final, discount_anneal_iterations: the same linear schedule for the discount (both or
+        neither; default: constant ``discount``). A short credit horizon early lets the memory learn each
+        action's own reward fast; a long one late values exploration that pays off episodes later.
+      anneal_start: the iteration at which the schedules start (before it the start values hold). A run
         that anneals from ``anneal_start`` is, up to that iteration, the same run as one without annealing,
         so a fine-tuning phase can be added to a trained checkpoint with ``--resume`` and the scenario still
         reproduces from scratch.
@@ -95,6 +98,8 @@ class RL2Config:
     entropy_anneal_iterations: int = 0
     learning_rate_final: float | None = None
     learning_rate_anneal_iterations: int = 0
+    discount_final: float | None = None
+    discount_anneal_iterations: int = 0
     anneal_start: int = 0
     value_coef: float = 0.5
     epochs: int = 4
@@ -148,13 +153,19 @@ class RL2Config:
             v = self.learning_rate_final
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 fail("learning_rate_final", "must be a positive number (or null for a constant learning_rate)")
-        for f in ("entropy_anneal_iterations", "learning_rate_anneal_iterations", "anneal_start"):
+        if self.discount_final is not None:
+            v = self.discount_final
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+                fail("discount_final", "must be in [0, 1] (or null for a constant discount)")
+        for f in ("entropy_anneal_iterations", "learning_rate_anneal_iterations", "discount_anneal_iterations",
+                  "anneal_start"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 fail(f, "must be a non-negative integer (0 = no annealing)" if f != "anneal_start"
                      else "must be a non-negative integer (the iteration the schedules start at)")
         for final, its in (("entropy_coef_final", "entropy_anneal_iterations"),
-                           ("learning_rate_final", "learning_rate_anneal_iterations")):
+                           ("learning_rate_final", "learning_rate_anneal_iterations"),
+                           ("discount_final", "discount_anneal_iterations")):
             if (getattr(self, final) is None) != (getattr(self, its) == 0):
                 fail(its, f"set it and {final} together (both or neither)")
         if self.prior not in ("none", "global_mlp"):

@@ -82,6 +82,7 @@ class RL2(MetaLearner):
         self._return_scale = tf.Variable(1.0, trainable=False, name="return_scale")
         # set before every iteration from the schedule (not checkpointed: a function of the iteration index)
         self._entropy_coef = tf.Variable(float(self.config.entropy_coef), trainable=False, name="entropy_coef")
+        self._discount = tf.Variable(float(self.config.discount), trainable=False, name="discount")
         self._dist = dist
 
     def _make_prior(self, dist, agents: int) -> FrozenScorer | None:
@@ -120,6 +121,11 @@ class RL2(MetaLearner):
         """The Adam step size used at (0-based) ``iteration`` (see ``RL2Config.learning_rate_final``)."""
         c = self.config
         return self._scheduled(iteration, c.learning_rate, c.learning_rate_final, c.learning_rate_anneal_iterations)
+
+    def discount_at(self, iteration: int) -> float:
+        """The discount used at (0-based) ``iteration`` (see ``RL2Config.discount_final``)."""
+        c = self.config
+        return self._scheduled(iteration, c.discount, c.discount_final, c.discount_anneal_iterations)
 
     def _checkpoint(self, **extra) -> tf.train.Checkpoint:
         return tf.train.Checkpoint(net=self.net, optimizer=self._optimizer, return_scale=self._return_scale,
@@ -190,6 +196,7 @@ class RL2(MetaLearner):
 
         return_scale = self._return_scale
         entropy_coef = self._entropy_coef
+        discount = self._discount
 
         def update(observations, actions, old_logp, advantages, returns):
             mb = batch // c.minibatches
@@ -224,7 +231,7 @@ class RL2(MetaLearner):
         def iteration():
             observations, actions, old_logp, values, rewards = rollout()
             # The value head predicts returns / return_scale (1 when normalize_values is off).
-            advantages, returns = gae(rewards * c.reward_scale, values * return_scale, c.discount, c.gae_lambda)
+            advantages, returns = gae(rewards * c.reward_scale, values * return_scale, discount, c.gae_lambda)
             if c.normalize_values:
                 rms = tf.sqrt(tf.reduce_mean(tf.square(returns)) + 1e-8)
                 return_scale.assign(0.9 * return_scale + 0.1 * rms)
@@ -266,6 +273,7 @@ class RL2(MetaLearner):
             set_task_batch(env, pool, batch, seed, it)
             self._entropy_coef.assign(self.entropy_coef_at(it))
             self._optimizer.learning_rate.assign(self.learning_rate_at(it))  # after a restore too
+            self._discount.assign(self.discount_at(it))
             return {k: float(v) for k, v in iteration().items()}
 
         metrics, wall = train_loop("RL2", step, iterations=iterations, done=done, manager=manager,

@@ -135,7 +135,8 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
     # the schedules are functions of the iteration index, so a resumed run continues them (the learning rate
     # restored with the optimizer is overwritten by the schedule's value before the next update)
     anneal = dict(entropy_coef=0.2, entropy_coef_final=0.0, entropy_anneal_iterations=3,
-                  learning_rate=1e-2, learning_rate_final=1e-3, learning_rate_anneal_iterations=2, anneal_start=1)
+                  learning_rate=1e-2, learning_rate_final=1e-3, learning_rate_anneal_iterations=2,
+                  discount=0.5, discount_final=0.99, discount_anneal_iterations=2, anneal_start=1)
     check_resume_contract(lambda **kw: RL2(**{**TINY, **anneal, **kw}), "RL2", dist, dist.sample(64, "train"),
                           tmp_path)
 
@@ -178,6 +179,21 @@ def test_learning_rate_schedule_drives_the_optimizer():
     assert float(late._optimizer.learning_rate) == pytest.approx(1e-2)
     assert any(not np.allclose(a.numpy(), b.numpy())
                for a, b in zip(learner.net.trainable_variables, late.net.trainable_variables, strict=True))
+
+
+def test_discount_schedule_drives_the_advantages():
+    dist = BernoulliBandits(arms=3, pulls=5)
+    pool = dist.sample(64, "train")
+    cfg = dict(discount=0.5, discount_final=0.99, discount_anneal_iterations=4)
+    learner = RL2(**{**TINY, **cfg, "anneal_start": 1})
+    learner.meta_train(dist, pool, iterations=3)
+    assert float(learner._discount) == pytest.approx(learner.discount_at(2)) == pytest.approx(0.5 + 0.25 * 0.49)
+    # the same run with the discount held at its start value ends with other weights
+    flat = RL2(**{**TINY, "discount": 0.5})
+    flat.meta_train(dist, pool, iterations=3)
+    assert float(flat._discount) == pytest.approx(0.5)
+    assert any(not np.allclose(a.numpy(), b.numpy())
+               for a, b in zip(learner.net.trainable_variables, flat.net.trainable_variables, strict=True))
 
 
 def test_nan_loss_stops_training_and_keeps_checkpoints(tmp_path):

@@ -22,6 +22,12 @@ def test_gae_by_hand():
     a0 = d0 + 0.25 * a1
     np.testing.assert_allclose(adv.numpy(), [[a0, a1, a2]], rtol=1e-6)
     np.testing.assert_allclose(ret.numpy(), [[a0 + 1, a1 + 2, a2 + 3]], rtol=1e-6)
+    # the discount may be a variable (the scheduled one): same numbers, and a new value takes effect in a graph
+    discount = tf.Variable(0.5)
+    graph_gae = tf.function(lambda: gae(rewards, values, discount, 0.5)[0])
+    np.testing.assert_allclose(graph_gae().numpy(), adv.numpy(), rtol=1e-6)
+    discount.assign(1.0)
+    np.testing.assert_allclose(graph_gae().numpy(), gae(rewards, values, 1.0, 0.5)[0].numpy(), rtol=1e-6)
 
 
 def test_gae_lambda_one_gamma_one_is_return_to_go_minus_value():
@@ -61,6 +67,8 @@ def test_ppo_loss_by_hand():
     ("learning_rate_final", 0.0, "learning_rate_final=0.0: must be a positive number"),
     ("learning_rate_anneal_iterations", 5, "learning_rate_anneal_iterations=5: set it and learning_rate_final"),
     ("anneal_start", -1, "anneal_start=-1: must be a non-negative integer"),
+    ("discount_final", 1.5, r"discount_final=1.5: must be in \[0, 1\]"),
+    ("discount_anneal_iterations", 5, "discount_anneal_iterations=5: set it and discount_final together"),
     ("select_every", -5, "select_every=-5: must be a non-negative integer"),
     ("select_tasks", 0, "select_tasks=0: must be a positive integer"),
     ("select_budgets", [10, 0], r"select_budgets=\[10, 0\]: must be a non-empty list of positive integers"),
@@ -95,6 +103,9 @@ def test_schedules_start_at_anneal_start():
     assert [learner.learning_rate_at(i) for i in its] == pytest.approx([1e-3, 1e-3, 1e-3, 5.5e-4, 1e-4, 1e-4, 1e-4])
     assert [learner.entropy_coef_at(i) for i in its] == pytest.approx([0.01, 0.01, 0.01, 0.0075, 0.005, 0.0, 0.0])
     assert RL2(learning_rate=3e-4).learning_rate_at(10_000) == pytest.approx(3e-4)
+    rising = RL2(discount=0.9, discount_final=0.99, discount_anneal_iterations=10, anneal_start=100)
+    assert [rising.discount_at(i) for i in its] == pytest.approx([0.9, 0.9, 0.9, 0.945, 0.99, 0.99, 0.99])
+    assert RL2(discount=0.95).discount_at(10_000) == pytest.approx(0.95)
 
 
 def test_slate_log_prob_by_hand_and_sampling_gives_distinct_items():
