@@ -19,6 +19,12 @@ from metarl_apps.core.errors import CheckpointError, TrainingError
 from metarl_apps.core.io import atomic_write_json
 
 
+def will_resume(checkpoint_dir: str | None, resume: bool) -> bool:
+    """Whether :func:`open_checkpoint` with these arguments restores a checkpoint (for learners whose set-up
+    before training differs between a fresh and a resumed run)."""
+    return bool(resume and checkpoint_dir and tf.train.latest_checkpoint(checkpoint_dir))
+
+
 def open_checkpoint(ckpt: tf.train.Checkpoint, checkpoint_dir: str | None, resume: bool,
                     before_restore: Callable[[], None] | None = None) -> tf.train.CheckpointManager | None:
     """A manager over ``checkpoint_dir`` (None: no checkpoints). With ``resume`` the latest checkpoint is

@@ -31,6 +31,7 @@ from metarl_apps.core.training import (
     restore_latest,
     set_task_batch,
     train_loop,
+    will_resume,
 )
 from metarl_apps.evaluation.runner import episode_returns
 from metarl_apps.networks.prior import FrozenScorer
@@ -254,8 +255,7 @@ class RL2(MetaLearner):
         tf.keras.utils.set_random_seed(seed)  # before building: initial weights are a function of the seed
         if self.net is None or self._dist is None or self._dist.family != dist.family:
             self._build(dist)
-            resuming = resume and checkpoint_dir and tf.train.latest_checkpoint(checkpoint_dir)
-            if getattr(self.net, "prior", None) is not None and not resuming:
+            if getattr(self.net, "prior", None) is not None and not will_resume(checkpoint_dir, resume):
                 self._fit_prior(dist, pool, seed)  # a resumed run restores the fitted prior from its checkpoint
         env = dist.make_env(pool[:batch], seed=seed)
         if not getattr(env, "supports_set_tasks", False):
