@@ -60,7 +60,8 @@ class RecurrentActorCritic(tf.Module):
     def __init__(self, observation_spec, action_spec, *, cell: str = "lstm", hidden_size: int = 128,
                  embed_sizes: tuple[int, ...] = (64,), slate: bool = False, scoring: str = "per_item",
                  item_hidden: int = 64, trial_length: int = 1, set_keys: int = 0, prior=None,
-                 prior_scale: float = 1.0, separate_value: bool = False, name: str = "recurrent_actor_critic"):
+                 prior_scale: float = 1.0, separate_value: bool = False, head_hidden: int = 0,
+                 name: str = "recurrent_actor_critic"):
         super().__init__(name=name)
         self.observation_spec = observation_spec
         self.action_spec = action_spec
@@ -93,6 +94,13 @@ class RecurrentActorCritic(tf.Module):
             self._value_embed = [tf.keras.layers.Dense(n, activation="relu", name=f"value_embed_{i}")
                                  for i, n in enumerate(embed_sizes)]
             self._value_rnn = make_rnn(cell, hidden_size, name=f"value_{cell}")
+        #: > 0: each head reads ``relu(Dense(head_hidden)([memory, encoded current observation]))`` instead of
+        #: the memory alone, so looking up what the memory holds about the current observation (e.g. a
+        #: tabular MDP's reward estimates for the current state) need not happen inside the recurrent cell
+        self.head_hidden = int(head_hidden)
+        if self.head_hidden:
+            self._policy_hidden = tf.keras.layers.Dense(self.head_hidden, activation="relu", name="policy_hidden")
+            self._value_hidden = tf.keras.layers.Dense(self.head_hidden, activation="relu", name="value_hidden")
         self.item_scoring = scoring == "item_features"
         if self.item_scoring:
             item_feature_size(observation_spec.get(OBS) if isinstance(observation_spec, dict) else None,
@@ -127,16 +135,16 @@ class RecurrentActorCritic(tf.Module):
         return zero_state(self.state_spec, batch_size)
 
     # ---------------------------------------------------------------- forward
-    def _features(self, observation, outer_rank: int) -> tuple[tf.Tensor, tf.Tensor | None]:  # [*outer, D]
-        """The observation encoded once, through the policy's embedding (none for "set") and, with
-        ``separate_value``, through the value's (else None)."""
+    def _features(self, observation, outer_rank: int) -> tuple[tf.Tensor, tf.Tensor | None, tf.Tensor]:
+        """The observation encoded once (``[*outer, D]``, returned last), through the policy's embedding (none
+        for "set") and, with ``separate_value``, through the value's (else None)."""
         encoded = encode_observation(observation, self.observation_spec, outer_rank)
         x, x_value = encoded, encoded if self.separate_value else None
         for layer in self._embed:
             x = layer(x)
         for layer in self._value_embed if self.separate_value else ():
             x_value = layer(x_value)
-        return x, x_value
+        return x, x_value, encoded
 
     def _split(self, state) -> tuple[list, list]:
         """``(policy cell state, value cell state)``; the latter empty unless ``separate_value``."""
@@ -144,7 +152,16 @@ class RecurrentActorCritic(tf.Module):
         n = len(state) // 2 if self.separate_value else len(state)
         return state[:n], state[n:]
 
-    def _heads(self, h: tf.Tensor, observation, h_value: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+    def _heads(self, h: tf.Tensor, observation, encoded: tf.Tensor | None = None,
+               h_value: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+        """Logits and value from the memory ``h`` (``h_value``: the value's own memory) and the observation
+        (``encoded``: its encoding, computed here when not given)."""
+        h_value = h if h_value is None else h_value
+        if self.head_hidden:
+            if encoded is None:
+                encoded = encode_observation(observation, self.observation_spec, len(h.shape) - 1)
+            h_value = self._value_hidden(tf.concat([h_value, encoded], -1))
+            h = self._policy_hidden(tf.concat([h, encoded], -1))
         outer = tf.shape(h)[:-1]
         per_item = [] if self.slate_size else list(self.action_shape)
         if self.item_scoring:  # [..., items, outputs] from the shared scorer -> [..., *slots, items]
@@ -161,12 +178,12 @@ class RecurrentActorCritic(tf.Module):
         _, mask = split_action_mask(observation)
         if mask is not None and not self.action_shape:
             logits = tf.where(tf.cast(mask, tf.bool), logits, MASKED_LOGIT)
-        value = tf.squeeze(self._value_head(h if h_value is None else h_value), -1)
+        value = tf.squeeze(self._value_head(h_value), -1)
         return logits, value
 
     def step(self, observation, state):
         """One step: observation ``[B, ...]`` -> ``(logits [B, *A, n], value [B], new_state)``."""
-        (x, x_value), h_value = self._features(observation, 1), None
+        (x, x_value, encoded), h_value = self._features(observation, 1), None
         if self.cell_type == "set":
             h, new_state = self._set.step(x, list(state))
             h = self._readout(h)
@@ -177,12 +194,12 @@ class RecurrentActorCritic(tf.Module):
             if self.separate_value:
                 h_value, new_value_state = self._value_rnn.cell(x_value, value_state)
                 new_state += list(new_value_state)
-        logits, value = self._heads(h, observation, h_value)
+        logits, value = self._heads(h, observation, encoded, h_value)
         return logits, value, list(new_state)
 
     def unroll(self, observation, state):
         """Sequences: observation ``[B, T, ...]`` -> ``(logits [B, T, *A, n], value [B, T], final_state)``."""
-        (x, x_value), h_value = self._features(observation, 2), None
+        (x, x_value, encoded), h_value = self._features(observation, 2), None
         if self.cell_type == "set":
             h, final_state = self._set.unroll(x, list(state))
             h = self._readout(h)
@@ -193,5 +210,5 @@ class RecurrentActorCritic(tf.Module):
             if self.separate_value:
                 out = self._value_rnn(x_value, initial_state=value_state)
                 h_value, final_state = out[0], final_state + list(out[1:])
-        logits, value = self._heads(h, observation, h_value)
+        logits, value = self._heads(h, observation, encoded, h_value)
         return logits, value, final_state

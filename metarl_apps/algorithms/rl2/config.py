@@ -22,6 +22,10 @@ class RL2Config:
       value_network: ``"shared"`` (default: the value head reads the policy's memory) or ``"separate"``
         (LSTM/GRU: the value head has its own embedding and recurrent cell of the same sizes, as the RL² paper's
         recurrent baseline; the value loss then cannot reshape the policy's memory; ~2x the network compute).
+      head_hidden: 0 (default: the policy and value heads are linear in the memory) or the width of one dense
+        ReLU layer per head over ``[memory, encoded current observation]``: the heads can then read what the
+        memory holds about the current observation (a tabular MDP's estimates for the current state) instead
+        of the recurrent cell having to select it at every step.
       slate: treat ``[k]`` integer actions as slates of k distinct items (Plackett-Luce over one score per
         item) instead of k independent categoricals; ``None`` = ask the task family (``slate_actions``).
         Default False: on recsys.interest_evolution (1000 iterations, 128 users/iteration) Plackett-Luce
@@ -82,6 +86,7 @@ class RL2Config:
     hidden_size: int = 128
     embed_sizes: tuple[int, ...] = (64,)
     value_network: str = "shared"
+    head_hidden: int = 0
     slate: bool | None = False
     scoring: str = "per_item"
     prior: str = "none"
@@ -129,6 +134,8 @@ class RL2Config:
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 fail(f, "must be a positive integer")
+        if isinstance(self.head_hidden, bool) or not isinstance(self.head_hidden, int) or self.head_hidden < 0:
+            fail("head_hidden", "must be a non-negative integer (0 = linear heads)")
         if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.embed_sizes):
             fail("embed_sizes", "must be a list of positive integers")
         if isinstance(self.set_keys, bool) or not isinstance(self.set_keys, int) or self.set_keys < 0:

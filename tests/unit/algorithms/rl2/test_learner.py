@@ -24,10 +24,11 @@ def _trained(dist, iterations=2, **kw):
     return learner
 
 
-@pytest.mark.parametrize("cell, value_network", [("lstm", "shared"), ("set", "shared"), ("gru", "separate")])
-def test_memory_persists_across_episodes_and_resets_at_trial_start(cell, value_network):
+@pytest.mark.parametrize("cell, value_network, head_hidden", [
+    ("lstm", "shared", 0), ("set", "shared", 0), ("gru", "separate", 0), ("lstm", "separate", 8)])
+def test_memory_persists_across_episodes_and_resets_at_trial_start(cell, value_network, head_hidden):
     dist = TabularMDPs(states=3, actions=2, horizon=2, episodes=3)
-    learner = _trained(dist, cell=cell, value_network=value_network)
+    learner = _trained(dist, cell=cell, value_network=value_network, head_hidden=head_hidden)
     policy = learner.adapt(dist.sample(4, "test"), 3)
     assert isinstance(policy, RL2Policy)
     env = dist.make_env(dist.sample(4, "test"))
@@ -83,6 +84,38 @@ def test_separate_value_network_has_its_own_memory():
         np.testing.assert_allclose(step_value.numpy(), value[:, t].numpy(), rtol=1e-5, atol=1e-6)
     for a, b in zip(s, final, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("value_network", ["shared", "separate"])
+def test_head_hidden_heads_read_the_current_observation(value_network):
+    """head_hidden: the heads see the encoded current observation next to the memory. With the recurrent
+    cell's input kernel zeroed (the observation cannot reach the memory), the logits and value still depend on
+    the current state; with linear heads they cannot. Unrolling equals stepping."""
+    dist = TabularMDPs(states=3, actions=2, horizon=2, episodes=3)
+    env = dist.make_env(dist.sample(2, "test"))
+    first = env.reset()
+    later = env.step(tf.constant([0, 1], tf.int32))
+    obs = [tf.nest.map_structure(lambda x: x[:1], first.observation) for _ in range(2)]
+    obs[1] = {**obs[0], "obs": tf.constant([[0.0, 0.0, 1.0]])}  # the same step in another current state
+    assert not np.allclose(obs[0]["obs"].numpy(), obs[1]["obs"].numpy())
+    for head_hidden in (0, 8):
+        learner = RL2(**TINY, value_network=value_network, head_hidden=head_hidden)
+        learner._build(dist)
+        net = learner.net
+        for rnn in [net._rnn] + ([net._value_rnn] if value_network == "separate" else []):
+            rnn.cell.kernel.assign(tf.zeros_like(rnn.cell.kernel))
+        state = [tf.random.normal(s.shape) for s in net.initial_state(1)]
+        (l0, v0, _), (l1, v1, _) = (net.step(o, state) for o in obs)
+        assert np.allclose(l0.numpy(), l1.numpy()) == (not head_hidden)
+        assert np.allclose(v0.numpy(), v1.numpy()) == (not head_hidden)
+        seq = tf.nest.map_structure(lambda *x: tf.stack(x, axis=1), first.observation, later.observation)
+        state = [tf.random.normal(s.shape) for s in net.initial_state(2)]
+        logits, value, _ = net.unroll(seq, state)
+        s = state
+        for t, o in enumerate((first.observation, later.observation)):
+            step_logits, step_value, s = net.step(o, s)
+            np.testing.assert_allclose(step_logits.numpy(), logits[:, t].numpy(), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(step_value.numpy(), value[:, t].numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_policy_saver_export_reloads_in_a_fresh_process(tmp_path):

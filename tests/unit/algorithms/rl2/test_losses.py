@@ -57,6 +57,7 @@ def test_ppo_loss_by_hand():
 @pytest.mark.parametrize("field, value, match", [
     ("cell", "rnn", "cell='rnn': must be 'lstm', 'gru' or 'set'"),
     ("value_network", "own", "value_network='own': must be 'shared' or 'separate'"),
+    ("head_hidden", -1, "head_hidden=-1: must be a non-negative integer"),
     ("hidden_size", 0, "hidden_size=0: must be a positive integer"),
     ("learning_rate", -1e-3, "learning_rate=-0.001: must be a positive number"),
     ("discount", 1.5, "discount=1.5: must be in"),
