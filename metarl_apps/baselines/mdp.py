@@ -1,4 +1,5 @@
-"""Tabular-MDP baselines for ``mdp.tabular``: epsilon-greedy Q-learning and PSRL; the oracle's policy.
+"""Tabular-MDP baselines for ``mdp.tabular``: epsilon-greedy Q-learning, PSRL and certainty-equivalent planning;
+the oracle's policy.
 
 All policies act on a batch of tasks with an explicit state (see
 :class:`metarl_apps.baselines.bandits.StatefulPolicy`). The environment contract matters for the updates:
@@ -25,6 +26,7 @@ from metarl_apps.baselines.base import (
 )
 from metarl_apps.core.agent import is_first
 from metarl_apps.core.env import NEW_EPISODE, OBS, PREV_ACTION
+from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.core.task import Task, TaskDistribution
 
 FAMILY = "mdp.tabular"
@@ -140,20 +142,19 @@ class QLearningPolicy(StatefulPolicy):
         return policy_step.PolicyStep(action, self._next_state(policy_state, stats), ())
 
 
-class PSRLPolicy(StatefulPolicy):
-    """Posterior sampling for RL (Osband, Russo & Van Roy 2013), with the family's conjugate priors.
+class _PosteriorPolicy(StatefulPolicy):
+    """Conjugate posterior of a tabular MDP kept per row, for the model-based baselines below.
 
     Mean rewards: Normal prior ``N(reward_loc, reward_scale²)``, known noise ``reward_noise`` (Normal-Normal).
-    Transition rows: ``Dirichlet(dirichlet_alpha + counts)`` (sampled as normalised Gamma draws). At every
-    inner-episode start (``new_episode == 1``) each row samples one MDP, solves it by finite-horizon value
-    iteration (:func:`value_iteration`) and then acts greedily by the sampled ``Q[h, s]`` for the episode.
-    The last transition of an episode has no observed next state: it updates the reward posterior only.
+    Transition rows: ``Dirichlet(dirichlet_alpha + counts)``. The last transition of an episode has no observed
+    next state: it updates the reward posterior only. Subclasses choose the ``[B, H, S, A]`` Q-table to act by
+    (:meth:`_next_q`), greedily at ``Q[h, s]``.
 
     State: ``"visits"``, ``"reward_sum"`` ``[B, S, A]``; ``"transition_counts"`` ``[B, S, A, S]``;
-    ``"q"`` ``[B, H, S, A]`` (the sampled MDP's Q); ``"h"`` and ``"prev_state"`` ``[B]`` int32.
+    ``"q"`` ``[B, H, S, A]``; ``"h"`` and ``"prev_state"`` ``[B]`` int32.
     """
 
-    def __init__(self, dist, seed, name="psrl"):
+    def __init__(self, dist, seed, name):
         s, a, h = int(dist.states), int(dist.actions), int(dist.horizon)
         f32 = tf.float32
         stats = {
@@ -170,16 +171,13 @@ class PSRLPolicy(StatefulPolicy):
         self._noise_prec = 1.0 / float(dist.reward_noise) ** 2
         self._alpha = float(dist.dirichlet_alpha)
 
-    def sample_q(self, stats: dict, policy_state) -> tf.Tensor:
-        """Sample one MDP per row from the posterior and return its optimal ``Q`` ``[B, H, S, A]``."""
-        visits, counts = stats["visits"], stats["transition_counts"]
-        prec = self._prior_prec + self._noise_prec * visits
-        mean = (self._prior_prec * self._loc + self._noise_prec * stats["reward_sum"]) / prec
-        mu = mean + tf.random.stateless_normal(tf.shape(mean), self._seed(policy_state, 10)) * tf.math.rsqrt(prec)
-        g = tf.random.stateless_gamma(tf.shape(counts), self._seed(policy_state, 11), alpha=self._alpha + counts)
-        g = tf.maximum(g, 1e-30)  # tiny alphas can underflow to 0 in every entry of a row
-        p = g / tf.reduce_sum(g, axis=-1, keepdims=True)
-        return value_iteration(mu, p, self._h)
+    def reward_posterior(self, stats: dict) -> tuple[tf.Tensor, tf.Tensor]:
+        """Posterior mean and precision of every mean reward, ``[B, S, A]`` each."""
+        prec = self._prior_prec + self._noise_prec * stats["visits"]
+        return (self._prior_prec * self._loc + self._noise_prec * stats["reward_sum"]) / prec, prec
+
+    def _next_q(self, stats: dict, new_episode: tf.Tensor, policy_state) -> tf.Tensor:
+        raise NotImplementedError
 
     def _action(self, time_step, policy_state, seed):
         del seed
@@ -200,14 +198,70 @@ class PSRLPolicy(StatefulPolicy):
         stats = self._reset_where_first(time_step, stats)
         stats["h"] = _inner_step(time_step, policy_state["h"], self._h)  # 0 on trial starts (new_episode == 1)
         stats["prev_state"] = s_now
-        stats["q"] = tf.cond(
-            tf.reduce_any(new_ep),
-            lambda: tf.where(new_ep[:, None, None, None], self.sample_q(stats, policy_state), stats["q"]),
-            lambda: stats["q"],
-        )
+        stats["q"] = self._next_q(stats, new_ep, policy_state)
         q_now = _at(stats["q"], stats["h"], s_now)
         action = random_choice(argmax_mask(q_now), self._uniform(policy_state, tf.shape(q_now), 0))
         return policy_step.PolicyStep(action, self._next_state(policy_state, stats), ())
+
+
+class PSRLPolicy(_PosteriorPolicy):
+    """Posterior sampling for RL (Osband, Russo & Van Roy 2013), with the family's conjugate priors.
+
+    At every inner-episode start (``new_episode == 1``) each row samples one MDP from its posterior
+    (:class:`_PosteriorPolicy`; transition rows as normalised Gamma draws), solves it by finite-horizon value
+    iteration (:func:`value_iteration`) and then acts greedily by the sampled ``Q[h, s]`` for the episode.
+    """
+
+    def __init__(self, dist, seed, name="psrl"):
+        super().__init__(dist, seed, name)
+
+    def sample_q(self, stats: dict, policy_state) -> tf.Tensor:
+        """Sample one MDP per row from the posterior and return its optimal ``Q`` ``[B, H, S, A]``."""
+        mean, prec = self.reward_posterior(stats)
+        counts = stats["transition_counts"]
+        mu = mean + tf.random.stateless_normal(tf.shape(mean), self._seed(policy_state, 10)) * tf.math.rsqrt(prec)
+        g = tf.random.stateless_gamma(tf.shape(counts), self._seed(policy_state, 11), alpha=self._alpha + counts)
+        g = tf.maximum(g, 1e-30)  # tiny alphas can underflow to 0 in every entry of a row
+        p = g / tf.reduce_sum(g, axis=-1, keepdims=True)
+        return value_iteration(mu, p, self._h)
+
+    def _next_q(self, stats, new_episode, policy_state):
+        return tf.cond(
+            tf.reduce_any(new_episode),
+            lambda: tf.where(new_episode[:, None, None, None], self.sample_q(stats, policy_state), stats["q"]),
+            lambda: stats["q"],
+        )
+
+
+class CertaintyEquivalentPolicy(_PosteriorPolicy):
+    """Certainty-equivalent planning: act optimally in the posterior-mean MDP (mean rewards
+    ``E[mu | data] + bonus / sqrt(precision)``, transition rows ``E[P | data]``), re-solved by finite-horizon
+    value iteration after every step (``replan="step"``) or at every inner-episode start (``"episode"``).
+
+    With ``bonus = 0`` it explores only through the prior: an untried action keeps the prior mean
+    ``reward_loc`` and is tried while the tried ones look worse. ``bonus > 0`` adds optimism in units of the
+    posterior standard deviation (a UCB-like rule).
+    """
+
+    def __init__(self, dist, seed, bonus: float = 0.0, replan: str = "step", name="certainty_equivalent"):
+        super().__init__(dist, seed, name)
+        self._bonus, self._replan = float(bonus), replan
+
+    def posterior_mean_q(self, stats: dict) -> tf.Tensor:
+        """The optimal ``Q`` ``[B, H, S, A]`` of every row's posterior-mean MDP (with the bonus)."""
+        mean, prec = self.reward_posterior(stats)
+        counts = stats["transition_counts"] + self._alpha
+        p = counts / tf.reduce_sum(counts, axis=-1, keepdims=True)
+        return value_iteration(mean + self._bonus * tf.math.rsqrt(prec), p, self._h)
+
+    def _next_q(self, stats, new_episode, policy_state):
+        if self._replan == "step":
+            return self.posterior_mean_q(stats)
+        return tf.cond(
+            tf.reduce_any(new_episode),
+            lambda: tf.where(new_episode[:, None, None, None], self.posterior_mean_q(stats), stats["q"]),
+            lambda: stats["q"],
+        )
 
 
 # ================================================================== baselines
@@ -237,3 +291,20 @@ class PSRLBaseline(_MDPBaseline):
 
     def _make_policy(self, dist, tasks, seed):
         return PSRLPolicy(dist, seed)
+
+
+class CertaintyEquivalentBaseline(_MDPBaseline):
+    """Plans in the posterior-mean MDP of the family's own priors, re-solved after every step (see
+    :class:`CertaintyEquivalentPolicy`). Config: ``bonus`` (optimism in posterior standard deviations, default
+    0) and ``replan`` (``"step"``, default, or ``"episode"``)."""
+
+    defaults = {"bonus": 0.0, "replan": "step"}
+
+    def _validate(self):
+        name, c = type(self).__name__, self.config
+        c["bonus"] = check_number(name, "bonus", c["bonus"], 0.0)
+        if c["replan"] not in ("step", "episode"):
+            raise MetaRLInputError(f"{name}: config replan={c['replan']!r} must be 'step' or 'episode'")
+
+    def _make_policy(self, dist, tasks, seed):
+        return CertaintyEquivalentPolicy(dist, seed, self.config["bonus"], self.config["replan"])

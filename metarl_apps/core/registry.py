@@ -141,6 +141,7 @@ BASELINES = Registry(
         "bayes_optimal": "metarl_apps.baselines.bandits:BayesOptimalBaseline",
         "q_learning": "metarl_apps.baselines.mdp:QLearningBaseline",
         "psrl": "metarl_apps.baselines.mdp:PSRLBaseline",
+        "certainty_equivalent": "metarl_apps.baselines.mdp:CertaintyEquivalentBaseline",
         "random_slate": "metarl_apps.baselines.recsys:RandomSlateBaseline",
         "popularity": "metarl_apps.baselines.recsys:PopularityBaseline",
         "linucb": "metarl_apps.baselines.linear:LinUCBBaseline",

@@ -300,7 +300,9 @@ def run_scenario(
         episode_curves[spec.name] = Curve(spec.name, tuple(budgets), np.stack(per_seed_episodes))
         wall[spec.name] = round(time.time() - start, 3)
         top = curves[spec.name].rows()[-1]
-        log(f"  {spec.name:<18} @{top['budget']}: {top['mean']:.3f} ± {top['ci95']:.3f}   ({wall[spec.name]:.1f}s)")
+        width = max(18, *(len(a.name) for a in scenario.agents))
+        log(f"  {spec.name:<{width}} @{top['budget']}: {top['mean']:.3f} ± {top['ci95']:.3f}   "
+            f"({wall[spec.name]:.1f}s)")
 
     # The oracle curve on the same tasks: the scenario's own oracle agent if it ran one, else (only when the
     # primary metric is regret) one evaluated here.

@@ -1,4 +1,5 @@
-"""Tabular-MDP baselines: value iteration by hand, Q-learning and PSRL updates by hand, levels on the defaults."""
+"""Tabular-MDP baselines: value iteration by hand, Q-learning, PSRL and certainty-equivalent updates by hand,
+levels on the defaults."""
 
 import numpy as np
 import pytest
@@ -83,9 +84,10 @@ def test_q_learning_initial_q_and_reset_on_trial_start():
     np.testing.assert_allclose(state["q"].numpy()[0], np.full((2, 2), 5.0))
 
 
-def test_psrl_statistics_by_hand():
+@pytest.mark.parametrize("name", ["psrl", "certainty_equivalent"])
+def test_posterior_statistics_by_hand(name):
     dist = _small_dist()
-    policy = M.PSRLBaseline().make_policy(dist, dist.sample(1, "test"))
+    policy = BASELINES.create(name).make_policy(dist, dist.sample(1, "test"))
     _, state = _drive(policy, [
         (FIRST, 1, 7.0, S0, 1.0),  # ignored
         (MID, 1, 2.0, S1, 0.0),    # (s0, a1) -> s1
@@ -112,13 +114,47 @@ def test_psrl_samples_concentrate_on_a_well_known_mdp():
     np.testing.assert_allclose(q[0], [[2.0, 3.0], [4.5, 4.0]], atol=0.02)
 
 
+def test_certainty_equivalent_plans_in_the_posterior_mean_mdp():
+    dist = TabularMDPs(states=2, actions=2, horizon=2, episodes=2)
+    policy = M.CertaintyEquivalentPolicy(dist, seed=0)
+    # no data: every mean reward is the prior's reward_loc (1), so Q[h] = (H - h) * 1 everywhere
+    empty = {"visits": tf.zeros([1, 2, 2]), "reward_sum": tf.zeros([1, 2, 2]),
+             "transition_counts": tf.zeros([1, 2, 2, 2])}
+    np.testing.assert_allclose(policy.posterior_mean_q(empty).numpy()[0], [np.full((2, 2), 2.0), np.ones((2, 2))])
+    # one reward of 3 for (s0, a0): posterior mean (1 + 3) / (1 + 1) = 2 (prior and noise variance 1); one
+    # observed s0 -a0-> s1 makes that row's mean (1 + [0, 1]) / 3
+    one = {"visits": tf.constant([[[1.0, 0.0], [0.0, 0.0]]]), "reward_sum": tf.constant([[[3.0, 0.0], [0.0, 0.0]]]),
+           "transition_counts": tf.constant([[[[0.0, 1.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]]])}
+    q = policy.posterior_mean_q(one).numpy()[0]
+    np.testing.assert_allclose(q[1], [[2.0, 1.0], [1.0, 1.0]], rtol=1e-6)
+    np.testing.assert_allclose(q[0, 0], [2.0 + (1 / 3) * 2.0 + (2 / 3) * 1.0, 1.0 + 0.5 * 2.0 + 0.5 * 1.0], rtol=1e-6)
+    # a bonus of b posterior standard deviations: + b / sqrt(2) on the tried action, + b on the untried ones
+    bonus = M.CertaintyEquivalentPolicy(dist, seed=0, bonus=0.5).posterior_mean_q(one).numpy()[0]
+    np.testing.assert_allclose(bonus[1], [[2.0 + 0.5 / np.sqrt(2.0), 1.5], [1.5, 1.5]], rtol=1e-6)
+    # after many visits the posterior-mean MDP is the true one
+    n = 1e6
+    known = {"visits": tf.fill([1, 2, 2], n), "reward_sum": tf.constant([[[1.0, 0.0], [2.0, 3.0]]]) * n,
+             "transition_counts": tf.constant(_hand_mdp().params["transitions"])[None] * n}
+    np.testing.assert_allclose(policy.posterior_mean_q(known).numpy()[0, 0], [[2.0, 3.0], [4.5, 4.0]], atol=1e-3)
+
+
+def test_certainty_equivalent_replans_every_step_or_every_episode():
+    dist = _small_dist()
+    steps = [(FIRST, 1, 7.0, S0, 1.0), (MID, 1, 2.0, S1, 0.0), (MID, 0, 5.0, S0, 0.0)]
+    for replan, changes in (("step", True), ("episode", False)):
+        policy = M.CertaintyEquivalentBaseline(replan=replan).make_policy(dist, dist.sample(1, "test"))
+        _, before = _drive(policy, steps[:2])
+        _, after = _drive(policy, steps)  # a step inside the episode: new data, no new episode
+        assert (not np.allclose(before["q"].numpy(), after["q"].numpy())) == changes, replan
+
+
 # ---------------------------------------------------------------- levels on the default family
 @pytest.fixture(scope="module")
 def default_levels():
     dist = TabularMDPs()
     tasks = dist.sample(1000, "test", 0)
     agents = {"random": RandomBaseline(), "oracle": OracleBaseline(), "q_learning": M.QLearningBaseline(),
-              "psrl": M.PSRLBaseline()}
+              "psrl": M.PSRLBaseline(), "certainty_equivalent": M.CertaintyEquivalentBaseline()}
     return {name: totals(agent, dist, tasks) for name, agent in agents.items()}
 
 
@@ -127,11 +163,12 @@ def test_random_collects_about_one_per_step(default_levels):
     assert abs(mean - 100.0) < ci  # E[mu] = reward_loc = 1, 10 episodes x 10 steps
 
 
-def test_oracle_beats_psrl_beats_q_learning_and_random(default_levels):
+def test_oracle_beats_certainty_equivalent_beats_psrl_beats_q_learning_and_random(default_levels):
     levels = {k: mean_ci(v) for k, v in default_levels.items()}
     print({k: f"{m:.1f} +- {c:.1f}" for k, (m, c) in levels.items()})
     # Paired comparisons (same tasks, same environment noise): the lower end of the 95% CI is above zero.
-    for better, worse in (("oracle", "psrl"), ("psrl", "q_learning"), ("psrl", "random"), ("q_learning", "random")):
+    for better, worse in (("oracle", "certainty_equivalent"), ("certainty_equivalent", "psrl"), ("psrl", "q_learning"),
+                          ("psrl", "random"), ("q_learning", "random")):
         mean, ci = mean_ci(default_levels[better] - default_levels[worse])
         assert mean - ci > 0, (better, worse, mean, ci)
 
@@ -140,9 +177,12 @@ def test_oracle_beats_psrl_beats_q_learning_and_random(default_levels):
 def test_levels_on_more_tasks():
     dist = TabularMDPs()
     tasks = dist.sample(4000, "test", 1)
-    out = {name: totals(BASELINES.create(name), dist, tasks) for name in ("random", "oracle", "q_learning", "psrl")}
+    names = ("random", "oracle", "q_learning", "psrl", "certainty_equivalent")
+    out = {name: totals(BASELINES.create(name), dist, tasks) for name in names}
+    out["certainty_equivalent_episode"] = totals(M.CertaintyEquivalentBaseline(replan="episode"), dist, tasks)
     print({k: "{:.1f} +- {:.1f}".format(*mean_ci(v)) for k, v in out.items()})
-    for better, worse in (("oracle", "psrl"), ("psrl", "q_learning"), ("q_learning", "random")):
+    for better, worse in (("oracle", "certainty_equivalent"), ("certainty_equivalent", "certainty_equivalent_episode"),
+                          ("certainty_equivalent_episode", "psrl"), ("psrl", "q_learning"), ("q_learning", "random")):
         mean, ci = mean_ci(out[better] - out[worse])
         assert mean - ci > 0, (better, worse)
 
@@ -161,12 +201,21 @@ def test_q_learning_bad_config_names_the_field(config, field):
         M.QLearningBaseline(**config)
 
 
+@pytest.mark.parametrize("config, message", [
+    ({"bonus": -1.0}, "bonus=-1.0 must be a number >= 0"),
+    ({"replan": "never"}, "replan='never' must be 'step' or 'episode'"),
+])
+def test_certainty_equivalent_bad_config_names_the_field(config, message):
+    with pytest.raises(MetaRLInputError, match=f"CertaintyEquivalentBaseline: config {message}"):
+        M.CertaintyEquivalentBaseline(**config)
+
+
 def test_psrl_takes_no_config():
     with pytest.raises(MetaRLInputError, match=r"PSRLBaseline: unknown config keys \['prior'\]"):
         M.PSRLBaseline(prior=1)
 
 
-@pytest.mark.parametrize("name", ["q_learning", "psrl"])
+@pytest.mark.parametrize("name", ["q_learning", "psrl", "certainty_equivalent"])
 def test_mdp_baselines_refuse_other_families(name):
     dist = BernoulliBandits(arms=2, pulls=2)
     message = r"does not support family 'bandits.bernoulli' \(supports: mdp.tabular\)"
