@@ -179,6 +179,16 @@ class _PosteriorPolicy(StatefulPolicy):
     def _next_q(self, stats: dict, new_episode: tf.Tensor, policy_state) -> tf.Tensor:
         raise NotImplementedError
 
+    @staticmethod
+    def _new_at_episode_starts(stats: dict, new_episode: tf.Tensor, make_q) -> tf.Tensor:
+        """``make_q()`` in the rows starting an inner episode, the kept ``stats["q"]`` elsewhere (``make_q`` runs
+        only when some row starts one)."""
+        return tf.cond(
+            tf.reduce_any(new_episode),
+            lambda: tf.where(new_episode[:, None, None, None], make_q(), stats["q"]),
+            lambda: stats["q"],
+        )
+
     def _action(self, time_step, policy_state, seed):
         del seed
         s_now = _state_index(time_step)
@@ -226,11 +236,7 @@ class PSRLPolicy(_PosteriorPolicy):
         return value_iteration(mu, p, self._h)
 
     def _next_q(self, stats, new_episode, policy_state):
-        return tf.cond(
-            tf.reduce_any(new_episode),
-            lambda: tf.where(new_episode[:, None, None, None], self.sample_q(stats, policy_state), stats["q"]),
-            lambda: stats["q"],
-        )
+        return self._new_at_episode_starts(stats, new_episode, lambda: self.sample_q(stats, policy_state))
 
 
 class CertaintyEquivalentPolicy(_PosteriorPolicy):
@@ -257,11 +263,7 @@ class CertaintyEquivalentPolicy(_PosteriorPolicy):
     def _next_q(self, stats, new_episode, policy_state):
         if self._replan == "step":
             return self.posterior_mean_q(stats)
-        return tf.cond(
-            tf.reduce_any(new_episode),
-            lambda: tf.where(new_episode[:, None, None, None], self.posterior_mean_q(stats), stats["q"]),
-            lambda: stats["q"],
-        )
+        return self._new_at_episode_starts(stats, new_episode, lambda: self.posterior_mean_q(stats))
 
 
 # ================================================================== baselines

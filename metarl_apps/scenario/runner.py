@@ -263,6 +263,7 @@ def run_scenario(
     wall: dict[str, float] = {}
     diagnostics: dict[str, list[dict]] = {}  # numeric adaptation diagnostics of each evaluated policy
     learners: dict = {}
+    name_width = max([18, *(len(spec.name) for spec in specs)])  # of the agent column in the log lines
     for spec in specs:
         start = time.time()
         restored = spec.name in stand_ins
@@ -300,8 +301,7 @@ def run_scenario(
         episode_curves[spec.name] = Curve(spec.name, tuple(budgets), np.stack(per_seed_episodes))
         wall[spec.name] = round(time.time() - start, 3)
         top = curves[spec.name].rows()[-1]
-        width = max(18, *(len(a.name) for a in scenario.agents))
-        log(f"  {spec.name:<{width}} @{top['budget']}: {top['mean']:.3f} ± {top['ci95']:.3f}   "
+        log(f"  {spec.name:<{name_width}} @{top['budget']}: {top['mean']:.3f} ± {top['ci95']:.3f}   "
             f"({wall[spec.name]:.1f}s)")
 
     # The oracle curve on the same tasks: the scenario's own oracle agent if it ran one, else (only when the
