@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from metarl_apps.core.errors import MetaRLInputError
+from metarl_apps.core.config_fields import check_fields, config_error
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,64 +92,32 @@ class MAMLConfig:
 
     def __post_init__(self):
         def fail(field: str, rule: str):
-            raise MetaRLInputError(f"MAMLConfig.{field}={getattr(self, field)!r}: {rule}")
+            raise config_error(self, field, rule)
 
-        for f in ("inner_lr", "outer_lr"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                fail(f, "must be a positive number")
-        for f in ("first_order", "learn_inner_lr"):
-            if not isinstance(getattr(self, f), bool):
-                fail(f, "must be true or false")
-        v = self.inner_steps
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            fail("inner_steps", "must be a non-negative integer")
-        if v == 0 and self.first_order:
+        check_fields(self, (
+            (("inner_lr", "outer_lr", "clip_ratio", "max_grad_norm"), "pos_num"),
+            (("first_order", "learn_inner_lr", "normalize_advantages", "init_only"), "bool"),
+            ("inner_steps", "nonneg_int"),
+            (("meta_batch_size", "post_episodes", "outer_epochs", "checkpoint_every", "log_every"), "pos_int"),
+            ("hidden_sizes", "int_list"),
+            ("seed", "nonneg_int"),
+            (("explore_epsilon", "discount"), "unit"),
+        ))
+        if self.inner_steps == 0 and self.first_order:
             fail("inner_steps", "must be >= 1 with first_order=True (zero inner steps leaves no inner gradient)")
-        if v == 0 and self.learn_inner_lr:
+        if self.inner_steps == 0 and self.learn_inner_lr:
             fail("inner_steps", "must be >= 1 with learn_inner_lr=True (zero inner steps leaves no rate to learn)")
-        v = self.meta_batch_size
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            fail("meta_batch_size", "must be a positive integer")
-        try:
-            object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
-        except TypeError:
-            fail("hidden_sizes", "must be a list of positive integers")
-        if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.hidden_sizes):
-            fail("hidden_sizes", "must be a list of positive integers")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            fail("seed", "must be a non-negative integer")
         if self.activation not in ("tanh", "relu", "elu", "sigmoid"):
             fail("activation", "must be one of 'tanh', 'relu', 'elu', 'sigmoid'")
         if self.objective not in ("policy_gradient", "reward_model"):
             fail("objective", "must be 'policy_gradient' or 'reward_model'")
-        v = self.post_episodes
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            fail("post_episodes", "must be a positive integer")
-        if v > 1 and self.objective != "reward_model":
+        if self.post_episodes > 1 and self.objective != "reward_model":
             fail("post_episodes", "must be 1 unless objective is 'reward_model' (the PPO outer loss takes one episode)")
         if self.scoring not in ("per_item", "item_features"):
             fail("scoring", "must be 'per_item' or 'item_features'")
         if self.scoring == "item_features" and self.objective != "reward_model":
             fail("scoring", "'item_features' scores items for a reward model: set objective 'reward_model' too")
-        v = self.explore_epsilon
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
-            fail("explore_epsilon", "must be in [0, 1]")
         if self.estimator not in ("reinforce", "lvc", "dice"):
             fail("estimator", "must be 'reinforce', 'lvc' or 'dice'")
         if self.baseline not in ("linear", "zero"):
             fail("baseline", "must be 'linear' or 'zero'")
-        for f in ("normalize_advantages", "init_only"):
-            if not isinstance(getattr(self, f), bool):
-                fail(f, "must be true or false")
-        v = self.discount
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
-            fail("discount", "must be in [0, 1]")
-        for f in ("outer_epochs", "checkpoint_every", "log_every"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                fail(f, "must be a positive integer")
-        for f in ("clip_ratio", "max_grad_norm"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                fail(f, "must be a positive number")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from metarl_apps.core.errors import MetaRLInputError
+from metarl_apps.core.config_fields import check_fields, config_error
 
 SCORING = ("in_context", "offline")
 
@@ -107,53 +107,29 @@ class MQLConfig:
 
     def __post_init__(self):
         def fail(field: str, rule: str):
-            raise MetaRLInputError(f"MQLConfig.{field}={getattr(self, field)!r}: {rule}")
-
-        def is_int(v) -> bool:
-            return not isinstance(v, bool) and isinstance(v, int)
-
-        def is_num(v) -> bool:
-            return not isinstance(v, bool) and isinstance(v, (int, float))
+            raise config_error(self, field, rule)
 
         if self.cell not in ("lstm", "gru", "set"):
             fail("cell", "must be 'gru', 'lstm' or 'set'")
-        object.__setattr__(self, "embed_sizes", tuple(self.embed_sizes))
-        if any(not is_int(n) or n < 1 for n in self.embed_sizes):
-            fail("embed_sizes", "must be a list of positive integers")
-        object.__setattr__(self, "trunk_sizes", tuple(self.trunk_sizes))
-        if any(not is_int(n) or n < 1 for n in self.trunk_sizes):
-            fail("trunk_sizes", "must be a list of positive integers")
-        for f in ("hidden_size", "tasks_per_iteration", "max_train_tasks", "trials_per_task", "batch_size",
-                  "updates_per_iteration", "n_step", "target_update_period", "adapt_steps", "propensity_steps",
-                  "meta_trials", "checkpoint_every", "log_every", "logged_interactions"):
-            v = getattr(self, f)
-            if not is_int(v) or v < 1:
-                fail(f, "must be a positive integer")
-        for f in ("head_size", "set_keys", "epsilon_decay_iterations", "adapt_env_seed"):
-            v = getattr(self, f)
-            if not is_int(v) or v < 0:
-                fail(f, "must be a non-negative integer")
-        if self.context_length is not None and (not is_int(self.context_length) or self.context_length < 2):
+        check_fields(self, (
+            (("embed_sizes", "trunk_sizes"), "int_list"),
+            (("hidden_size", "tasks_per_iteration", "max_train_tasks", "trials_per_task", "batch_size",
+              "updates_per_iteration", "n_step", "target_update_period", "adapt_steps", "propensity_steps",
+              "meta_trials", "checkpoint_every", "log_every", "logged_interactions"), "pos_int"),
+            (("head_size", "set_keys", "epsilon_decay_iterations", "adapt_env_seed"), "nonneg_int"),
+            (("learning_rate", "max_grad_norm", "reward_scale", "adapt_learning_rate", "propensity_learning_rate",
+              "max_weight"), "pos_num"),
+            (("discount", "epsilon_start", "epsilon_final"), "unit"),
+            (("proximal_coef", "propensity_l2"), "nonneg_num"),
+            ("huber_delta", "pos_num?", "must be a positive number, or null for the squared TD error"),
+            ("double_q", "bool"),
+        ))
+        if self.context_length is not None and (isinstance(self.context_length, bool)
+                                                or not isinstance(self.context_length, int)
+                                                or self.context_length < 2):
             fail("context_length", "must be an integer >= 2 (transitions of context), or null for whole trials")
         if self.context_length is not None and self.context_length <= self.n_step:
             fail("context_length", f"must exceed n_step ({self.n_step}) so every window holds a full target")
-        for f in ("learning_rate", "max_grad_norm", "reward_scale", "adapt_learning_rate",
-                  "propensity_learning_rate", "max_weight"):
-            v = getattr(self, f)
-            if not is_num(v) or not v > 0:
-                fail(f, "must be a positive number")
-        for f in ("discount", "epsilon_start", "epsilon_final"):
-            v = getattr(self, f)
-            if not is_num(v) or not 0.0 <= v <= 1.0:
-                fail(f, "must be in [0, 1]")
-        for f in ("proximal_coef", "propensity_l2"):
-            v = getattr(self, f)
-            if not is_num(v) or v < 0:
-                fail(f, "must be a non-negative number")
-        if self.huber_delta is not None and (not is_num(self.huber_delta) or not self.huber_delta > 0):
-            fail("huber_delta", "must be a positive number, or null for the squared TD error")
-        if not isinstance(self.double_q, bool):
-            fail("double_q", "must be true or false")
         if self.scoring not in SCORING:
             fail("scoring", f"must be one of {', '.join(SCORING)}")
         if not isinstance(self.logging_policy, str) or not self.logging_policy:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from metarl_apps.core.errors import MetaRLInputError
+from metarl_apps.core.config_fields import check_fields, config_error
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,7 +121,7 @@ class RL2Config:
 
     def __post_init__(self):
         def fail(field: str, rule: str):
-            raise MetaRLInputError(f"RL2Config.{field}={getattr(self, field)!r}: {rule}")
+            raise config_error(self, field, rule)
 
         if self.cell not in ("lstm", "gru", "set"):
             fail("cell", "must be 'lstm', 'gru' or 'set'")
@@ -129,47 +129,28 @@ class RL2Config:
             fail("value_network", "must be 'shared' or 'separate'")
         if self.value_network == "separate" and self.cell == "set":
             fail("value_network", "'separate' needs cell 'lstm' or 'gru' (the set memory is shared)")
-        object.__setattr__(self, "embed_sizes", tuple(self.embed_sizes))
-        for f in ("hidden_size", "tasks_per_iteration", "epochs", "minibatches", "checkpoint_every", "log_every"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                fail(f, "must be a positive integer")
-        if isinstance(self.head_hidden, bool) or not isinstance(self.head_hidden, int) or self.head_hidden < 0:
-            fail("head_hidden", "must be a non-negative integer (0 = linear heads)")
-        if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.embed_sizes):
-            fail("embed_sizes", "must be a list of positive integers")
-        if isinstance(self.set_keys, bool) or not isinstance(self.set_keys, int) or self.set_keys < 0:
-            fail("set_keys", "must be a non-negative integer")
-        for f in ("learning_rate", "max_grad_norm", "reward_scale"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                fail(f, "must be a positive number")
-        for f in ("discount", "gae_lambda"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
-                fail(f, "must be in [0, 1]")
-        for f in ("clip_ratio", "entropy_coef", "value_coef"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                fail(f, "must be a non-negative number")
-        if self.entropy_coef_final is not None:
-            v = self.entropy_coef_final
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                fail("entropy_coef_final", "must be a non-negative number (or null for a constant entropy_coef)")
-        if self.learning_rate_final is not None:
-            v = self.learning_rate_final
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                fail("learning_rate_final", "must be a positive number (or null for a constant learning_rate)")
-        if self.discount_final is not None:
-            v = self.discount_final
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
-                fail("discount_final", "must be in [0, 1] (or null for a constant discount)")
-        for f in ("entropy_anneal_iterations", "learning_rate_anneal_iterations", "discount_anneal_iterations",
-                  "anneal_start"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                fail(f, "must be a non-negative integer (0 = no annealing)" if f != "anneal_start"
-                     else "must be a non-negative integer (the iteration the schedules start at)")
+        check_fields(self, (
+            (("hidden_size", "tasks_per_iteration", "epochs", "minibatches", "checkpoint_every", "log_every"),
+             "pos_int"),
+            ("head_hidden", "nonneg_int", "must be a non-negative integer (0 = linear heads)"),
+            ("embed_sizes", "int_list"),
+            ("set_keys", "nonneg_int"),
+            (("learning_rate", "max_grad_norm", "reward_scale"), "pos_num"),
+            (("discount", "gae_lambda"), "unit"),
+            (("clip_ratio", "entropy_coef", "value_coef"), "nonneg_num"),
+            ("entropy_coef_final", "nonneg_num?",
+             "must be a non-negative number (or null for a constant entropy_coef)"),
+            ("learning_rate_final", "pos_num?",
+             "must be a positive number (or null for a constant learning_rate)"),
+            ("discount_final", "unit?", "must be in [0, 1] (or null for a constant discount)"),
+            (("entropy_anneal_iterations", "learning_rate_anneal_iterations", "discount_anneal_iterations"),
+             "nonneg_int", "must be a non-negative integer (0 = no annealing)"),
+            ("anneal_start", "nonneg_int", "must be a non-negative integer (the iteration the schedules start at)"),
+            ("select_every", "nonneg_int", "must be a non-negative integer (0 = no model selection)"),
+            ("select_tasks", "pos_int"),
+            ("select_budgets", "nonempty_int_list?",
+             "must be a non-empty list of positive integers (or null: the whole trial)"),
+        ))
         for final, its in (("entropy_coef_final", "entropy_anneal_iterations"),
                            ("learning_rate_final", "learning_rate_anneal_iterations"),
                            ("discount_final", "discount_anneal_iterations")):
@@ -185,15 +166,7 @@ class RL2Config:
             fail("prior_scale", "must be a number")
         if self.scoring not in ("per_item", "item_features"):
             fail("scoring", "must be 'per_item' or 'item_features'")
-        if isinstance(self.select_every, bool) or not isinstance(self.select_every, int) or self.select_every < 0:
-            fail("select_every", "must be a non-negative integer (0 = no model selection)")
-        if isinstance(self.select_tasks, bool) or not isinstance(self.select_tasks, int) or self.select_tasks < 1:
-            fail("select_tasks", "must be a positive integer")
         if self.select_budgets is not None:
-            b = self.select_budgets
-            if (not isinstance(b, (list, tuple)) or not b
-                    or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in b)):
-                fail("select_budgets", "must be a non-empty list of positive integers (or null: the whole trial)")
-            object.__setattr__(self, "select_budgets", tuple(sorted(set(b))))
+            object.__setattr__(self, "select_budgets", tuple(sorted(set(self.select_budgets))))
         if self.minibatches > self.tasks_per_iteration:
             fail("minibatches", f"must be <= tasks_per_iteration ({self.tasks_per_iteration})")
