@@ -59,9 +59,9 @@ class RecurrentActorCritic(tf.Module):
 
     def __init__(self, observation_spec, action_spec, *, cell: str = "lstm", hidden_size: int = 128,
                  embed_sizes: tuple[int, ...] = (64,), slate: bool = False, scoring: str = "per_item",
-                 item_hidden: int = 64, trial_length: int = 1, set_keys: int = 0, prior=None,
-                 prior_scale: float = 1.0, separate_value: bool = False, head_hidden: int = 0,
-                 name: str = "recurrent_actor_critic"):
+                 item_hidden: int = 64, trial_length: int = 1, set_keys: int = 0,
+                 set_normalize_keyed: bool = False, prior=None, prior_scale: float = 1.0,
+                 separate_value: bool = False, head_hidden: int = 0, name: str = "recurrent_actor_critic"):
         super().__init__(name=name)
         self.observation_spec = observation_spec
         self.action_spec = action_spec
@@ -81,7 +81,8 @@ class RecurrentActorCritic(tf.Module):
                        for i, n in enumerate(embed_sizes)]
         if check_cell(cell) == "set":
             self._embed = []  # phi of the set memory embeds the transitions
-            self._set = TransitionSetContext(d, hidden_size, tuple(embed_sizes), trial_length, keys=set_keys)
+            self._set = TransitionSetContext(d, hidden_size, tuple(embed_sizes), trial_length, keys=set_keys,
+                                             normalize_keyed=set_normalize_keyed)
             # the readout is linear in the sums; one dense ReLU layer gives the heads a nonlinear memory
             self._readout = tf.keras.layers.Dense(hidden_size, activation="relu", name="set_readout")
         else:

@@ -17,6 +17,12 @@ soft bucket ``kappa(x_t)`` (softmax): ``kappa(x_t)^T M_t / T`` (an unroll comput
 transition by the state it left and ``kappa`` the current state, so the read is the statistics of the
 current state's actions — a lookup the plain sum leaves to the consumer's layers.
 
+Normalised keyed reads (``normalize_keyed``): the keyed read is also divided by its own mass
+``1 + sum_{j<=t} kappa_t . psi_j`` (softmax attention's normaliser, plus one so an unvisited bucket reads
+zero), appended to the readout: the mean of ``phi`` over the transitions in the current bucket, O(1) however
+often the bucket was visited, where the ``/ T`` read of a bucket visited n times is O(n / T). The mass is
+carried as one more column of the keyed memory (``phi`` extended by a constant 1).
+
 Why: in the tabular-MDP family a GRU/LSTM must learn to keep 50 (state, action) reward estimates and 500
 transition counts in its state by back-propagation through 100 steps; the sum makes that memory exact and
 order-free by construction, and only ``phi`` and the readout's consumer are learned.
@@ -27,6 +33,7 @@ from __future__ import annotations
 import tensorflow as tf
 from tf_agents.specs import tensor_spec
 
+from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.networks.memory import zero_state
 
 
@@ -34,7 +41,7 @@ class TransitionSetContext(tf.Module):
     """``phi`` = dense ReLU layers ``(*hidden_sizes, output_size)`` over ``[x_{t-1}, x_t]`` (``2 * input_size``)."""
 
     def __init__(self, input_size: int, output_size: int, hidden_sizes: tuple[int, ...], trial_length: int,
-                 keys: int = 0, name: str = "set_context"):
+                 keys: int = 0, normalize_keyed: bool = False, name: str = "set_context"):
         super().__init__(name=name)
         self.input_size = int(input_size)
         self.output_size = int(output_size)
@@ -45,25 +52,34 @@ class TransitionSetContext(tf.Module):
         if self.keys:
             self._write_key = tf.keras.layers.Dense(self.keys, activation="softmax", name="write_key")
             self._read_key = tf.keras.layers.Dense(self.keys, activation="softmax", name="read_key")
+        if normalize_keyed and not self.keys:
+            raise MetaRLInputError("normalize_keyed needs keys > 0 (it normalises the keyed read)")
+        self.normalize_keyed = bool(normalize_keyed)
 
     @property
     def readout_size(self) -> int:
-        return self.input_size + (3 if self.keys else 2) * self.output_size
+        return self.input_size + (2 + bool(self.keys) + self.normalize_keyed) * self.output_size
+
+    @property
+    def _memory_width(self) -> int:
+        """Columns of the keyed memory: ``phi`` (+ the constant 1 whose sum is the mass when normalising)."""
+        return self.output_size + self.normalize_keyed
 
     @property
     def state_spec(self) -> list:
-        """``[sum of phi, number of transitions, previous input]`` (+ the keyed memory ``[keys * H]``)."""
+        """``[sum of phi, number of transitions, previous input]`` (+ the keyed memory ``[keys * H]``, or
+        ``[keys * (H + 1)]`` with ``normalize_keyed``)."""
         spec = [tensor_spec.TensorSpec([self.output_size], tf.float32), tensor_spec.TensorSpec([1], tf.float32),
                 tensor_spec.TensorSpec([self.input_size], tf.float32)]
         if self.keys:
-            spec.append(tensor_spec.TensorSpec([self.keys * self.output_size], tf.float32))
+            spec.append(tensor_spec.TensorSpec([self.keys * self._memory_width], tf.float32))
         return spec
 
     def initial_state(self, batch_size) -> list[tf.Tensor]:
         return zero_state(self.state_spec, batch_size)
 
     def unroll(self, x: tf.Tensor, state) -> tuple[tf.Tensor, list[tf.Tensor]]:
-        """``x [B, T, D]`` from ``state`` -> ``(readout [B, T, D + 2H], final state)``."""
+        """``x [B, T, D]`` from ``state`` -> ``(readout [B, T, readout_size], final state)``."""
         total, count, prev = state[:3]
         e = tf.concat([tf.concat([prev[:, None], x[:, :-1]], 1), x], -1)  # transitions (x_{t-1}, x_t)
         f = e
@@ -75,18 +91,23 @@ class TransitionSetContext(tf.Module):
         readout = [x, sums / counts, sums / scale]
         final = [sums[:, -1], counts[:, -1], x[:, -1]]
         if self.keys:  # causal linear attention: sum_{j<=t} (kappa_t . psi_j) phi_j, plus the carried memory
-            memory0 = tf.reshape(state[3], [-1, self.keys, self.output_size])
+            memory0 = tf.reshape(state[3], [-1, self.keys, self._memory_width])
             write, read = self._write_key(e), self._read_key(x)  # [B, T, K]
             t_len = tf.shape(x)[1]
             causal = tf.linalg.band_part(tf.ones([t_len, t_len]), -1, 0)  # [t, j] = 1 for j <= t
             weights = tf.einsum("btk,bjk->btj", read, write) * causal
-            keyed = tf.einsum("btj,bjh->bth", weights, f) + tf.einsum("btk,bkh->bth", read, memory0)
-            readout.append(keyed / scale)
-            memory = memory0 + tf.einsum("btk,bth->bkh", write, f)
-            final.append(tf.reshape(memory, [-1, self.keys * self.output_size]))
+            v = tf.concat([f, tf.ones_like(f[..., :1])], -1) if self.normalize_keyed else f
+            keyed = tf.einsum("btj,bjh->bth", weights, v) + tf.einsum("btk,bkh->bth", read, memory0)
+            if self.normalize_keyed:  # split off the mass
+                keyed, mass = keyed[..., :-1], keyed[..., -1:]
+                readout += [keyed / scale, keyed / (1.0 + mass)]
+            else:
+                readout.append(keyed / scale)
+            memory = memory0 + tf.einsum("btk,bth->bkh", write, v)
+            final.append(tf.reshape(memory, [-1, self.keys * self._memory_width]))
         return tf.concat(readout, -1), final
 
     def step(self, x: tf.Tensor, state) -> tuple[tf.Tensor, list[tf.Tensor]]:
-        """``x [B, D]`` -> ``(readout [B, D + 2H], new state)``."""
+        """``x [B, D]`` -> ``(readout [B, readout_size], new state)``."""
         readout, new_state = self.unroll(x[:, None], state)
         return readout[:, 0], new_state

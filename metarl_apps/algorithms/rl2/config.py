@@ -17,6 +17,9 @@ class RL2Config:
         is a bag of transitions, e.g. tabular MDPs).
       set_keys: ``"set"`` only: soft buckets of the keyed (linear-attention) read of the transition set
         (0 = none).
+      set_normalize_keyed: ``"set"`` with ``set_keys`` only: also read the keyed memory divided by its own
+        mass (the mean of the transition MLP over the current bucket; O(1) however often the bucket was
+        visited, where the default read, divided by the trial length, is O(visits / trial length)).
       hidden_size: recurrent units (``"set"``: output size of the transition MLP).
       embed_sizes: dense ReLU layers before the recurrent cell (``"set"``: the transition MLP's hidden layers).
       value_network: ``"shared"`` (default: the value head reads the policy's memory) or ``"separate"``
@@ -83,6 +86,7 @@ class RL2Config:
 
     cell: str = "lstm"
     set_keys: int = 0
+    set_normalize_keyed: bool = False
     hidden_size: int = 128
     embed_sizes: tuple[int, ...] = (64,)
     value_network: str = "shared"
@@ -135,6 +139,7 @@ class RL2Config:
             ("head_hidden", "nonneg_int", "must be a non-negative integer (0 = linear heads)"),
             ("embed_sizes", "int_list"),
             ("set_keys", "nonneg_int"),
+            ("set_normalize_keyed", "bool"),
             (("learning_rate", "max_grad_norm", "reward_scale"), "pos_num"),
             (("discount", "gae_lambda"), "unit"),
             (("clip_ratio", "entropy_coef", "value_coef"), "nonneg_num"),
@@ -151,6 +156,8 @@ class RL2Config:
             ("select_budgets", "nonempty_int_list?",
              "must be a non-empty list of positive integers (or null: the whole trial)"),
         ))
+        if self.set_normalize_keyed and (self.cell != "set" or not self.set_keys):
+            fail("set_normalize_keyed", "needs cell 'set' with set_keys > 0 (it normalises the keyed read)")
         for final, its in (("entropy_coef_final", "entropy_anneal_iterations"),
                            ("learning_rate_final", "learning_rate_anneal_iterations"),
                            ("discount_final", "discount_anneal_iterations")):

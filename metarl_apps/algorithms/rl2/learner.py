@@ -69,10 +69,12 @@ class RL2(MetaLearner):
             if slate:
                 raise MetaRLInputError(f"RL2: slate=True does not apply to {dist.family!r}, whose learner moves "
                                        f"{agents} agents (one discrete action each)")
-            if c.value_network != "shared" or c.head_hidden:
-                raise MetaRLInputError(f"RL2: value_network={c.value_network!r}, head_hidden={c.head_hidden} are not "
-                                       f"built for {dist.family!r}, whose learner moves {agents} agents with one "
-                                       f"shared network; use value_network 'shared' and head_hidden 0")
+            if c.value_network != "shared" or c.head_hidden or c.set_normalize_keyed:
+                raise MetaRLInputError(f"RL2: value_network={c.value_network!r}, head_hidden={c.head_hidden}, "
+                                       f"set_normalize_keyed={c.set_normalize_keyed} are not built for "
+                                       f"{dist.family!r}, whose learner moves {agents} agents with one shared "
+                                       f"network; use value_network 'shared', head_hidden 0, set_normalize_keyed "
+                                       f"false")
             self.net = SharedAgentsActorCritic(dist.observation_spec(), dist.action_spec(), agents, cell=c.cell,
                                                hidden_size=c.hidden_size, embed_sizes=c.embed_sizes,
                                                trial_length=trial_length, set_keys=c.set_keys)
@@ -80,8 +82,8 @@ class RL2(MetaLearner):
             self.net = RecurrentActorCritic(dist.observation_spec(), dist.action_spec(), cell=c.cell,
                                             hidden_size=c.hidden_size, embed_sizes=c.embed_sizes, slate=slate,
                                             scoring=c.scoring, trial_length=trial_length, set_keys=c.set_keys,
-                                            prior=prior, prior_scale=c.prior_scale,
-                                            separate_value=c.value_network == "separate",
+                                            set_normalize_keyed=c.set_normalize_keyed, prior=prior,
+                                            prior_scale=c.prior_scale, separate_value=c.value_network == "separate",
                                             head_hidden=c.head_hidden)
         self._optimizer = tf.keras.optimizers.Adam(c.learning_rate)
         self._optimizer.build(self.net.trainable_variables)

@@ -2,16 +2,18 @@
 checked against explicit loops over the transitions."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
+from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.networks.set_context import TransitionSetContext
 
 D, H, K, T = 5, 6, 3, 7
 
 
-def _context(keys=K):
+def _context(keys=K, normalize_keyed=False):
     tf.keras.utils.set_random_seed(0)
-    ctx = TransitionSetContext(D, H, (8,), trial_length=10, keys=keys)
+    ctx = TransitionSetContext(D, H, (8,), trial_length=10, keys=keys, normalize_keyed=normalize_keyed)
     ctx.unroll(tf.zeros([1, 1, D]), ctx.initial_state(1))  # build
     return ctx
 
@@ -45,8 +47,38 @@ def test_readout_is_input_mean_sum_and_keyed_read_by_explicit_loops():
     np.testing.assert_allclose(final[3].numpy(), memory.reshape(2, K * H), rtol=1e-4, atol=1e-5)
 
 
-def test_chunks_with_carried_state_equal_one_unroll_and_steps():
-    ctx = _context()
+def test_normalised_keyed_read_is_the_bucket_mean_by_explicit_loops():
+    ctx = _context(normalize_keyed=True)
+    x = tf.random.stateless_normal([2, T, D], seed=[3, 4])
+    readout, final = ctx.unroll(x, ctx.initial_state(2))
+    assert readout.shape == (2, T, ctx.readout_size) == (2, T, D + 4 * H)
+    prev = tf.zeros([2, D])
+    memory, mass = np.zeros([2, K, H]), np.zeros([2, K])
+    for t in range(T):
+        e = tf.concat([prev, x[:, t]], -1)
+        f, w = _phi(ctx, e).numpy(), ctx._write_key(e).numpy()
+        memory += w[:, :, None] * f[:, None, :]
+        mass += w
+        read = ctx._read_key(x[:, t]).numpy()
+        keyed = np.einsum("bk,bkh->bh", read, memory)
+        want = np.concatenate([keyed / 10, keyed / (1 + np.einsum("bk,bk->b", read, mass))[:, None]], -1)
+        np.testing.assert_allclose(readout[:, t, D + 2 * H:].numpy(), want, rtol=1e-4, atol=1e-5)
+        prev = x[:, t]
+    carried = np.concatenate([memory, mass[..., None]], -1).reshape(2, K * (H + 1))
+    np.testing.assert_allclose(final[3].numpy(), carried, rtol=1e-4, atol=1e-5)
+    # one bucket: the mass is the number of transitions, so the read is their mean (shrunk by one)
+    one = _context(keys=1, normalize_keyed=True)
+    readout, _ = one.unroll(x, one.initial_state(2))
+    sums = readout[..., D + H:D + 2 * H] * 10  # sum / T
+    steps = np.arange(1, T + 1, dtype=np.float32)[None, :, None]
+    np.testing.assert_allclose(readout[..., D + 3 * H:].numpy(), sums.numpy() / (1 + steps), rtol=1e-4, atol=1e-5)
+    with pytest.raises(MetaRLInputError, match="normalize_keyed needs keys > 0"):
+        TransitionSetContext(D, H, (8,), trial_length=10, keys=0, normalize_keyed=True)
+
+
+@pytest.mark.parametrize("normalize_keyed", [False, True])
+def test_chunks_with_carried_state_equal_one_unroll_and_steps(normalize_keyed):
+    ctx = _context(normalize_keyed=normalize_keyed)
     x = tf.random.stateless_normal([2, T, D], seed=[7, 8])
     whole, _ = ctx.unroll(x, ctx.initial_state(2))
     first, state = ctx.unroll(x[:, :3], ctx.initial_state(2))

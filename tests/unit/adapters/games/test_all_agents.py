@@ -231,6 +231,7 @@ def test_shared_network_and_rl2_refuse_what_does_not_fit():
     with pytest.raises(MetaRLInputError, match="slate=True does not apply"):
         RL2(slate=True, tasks_per_iteration=8, minibatches=2).meta_train(team, team.sample(8, "train"),
                                                                         iterations=1)
-    for bad in ({"value_network": "separate"}, {"head_hidden": 8}):
+    for bad in ({"value_network": "separate"}, {"head_hidden": 8},
+                {"cell": "set", "set_keys": 4, "set_normalize_keyed": True}):
         with pytest.raises(MetaRLInputError, match="are not built for 'games.gridlevels'.*use value_network 'shared'"):
             RL2(**bad, tasks_per_iteration=8, minibatches=2).meta_train(team, team.sample(8, "train"), iterations=1)

@@ -24,11 +24,12 @@ def _trained(dist, iterations=2, **kw):
     return learner
 
 
-@pytest.mark.parametrize("cell, value_network, head_hidden", [
-    ("lstm", "shared", 0), ("set", "shared", 0), ("gru", "separate", 0), ("lstm", "separate", 8)])
-def test_memory_persists_across_episodes_and_resets_at_trial_start(cell, value_network, head_hidden):
+@pytest.mark.parametrize("cell, value_network, head_hidden, extra", [
+    ("lstm", "shared", 0, {}), ("set", "shared", 0, {}), ("gru", "separate", 0, {}), ("lstm", "separate", 8, {}),
+    ("set", "shared", 0, {"set_keys": 4, "set_normalize_keyed": True})])
+def test_memory_persists_across_episodes_and_resets_at_trial_start(cell, value_network, head_hidden, extra):
     dist = TabularMDPs(states=3, actions=2, horizon=2, episodes=3)
-    learner = _trained(dist, cell=cell, value_network=value_network, head_hidden=head_hidden)
+    learner = _trained(dist, cell=cell, value_network=value_network, head_hidden=head_hidden, **extra)
     policy = learner.adapt(dist.sample(4, "test"), 3)
     assert isinstance(policy, RL2Policy)
     env = dist.make_env(dist.sample(4, "test"))
