@@ -315,3 +315,14 @@ def test_item_feature_scoring_trains_and_survives_policy_saver(tmp_path):
     policy_saver.PolicySaver(policy, batch_size=None).save(str(tmp_path / "policy"))
     loaded = tf.saved_model.load(str(tmp_path / "policy"))
     np.testing.assert_array_equal(play(policy, dist, tasks, steps=4)[0], play(loaded, dist, tasks, steps=4)[0])
+
+
+def test_keyed_set_memory_with_normalised_reads_survives_policy_saver(tmp_path):
+    dist = TabularMDPs(states=3, actions=2, horizon=2, episodes=3)
+    learner = _trained(dist, cell="set", set_keys=4, set_normalize_keyed=True, greedy_eval=True)
+    tasks = dist.sample(4, "test")
+    policy = learner.adapt(tasks, 3)
+    assert policy.policy_state_spec[-1].shape == (4 * (TINY["hidden_size"] + 1),)  # keyed memory + its mass
+    policy_saver.PolicySaver(policy, batch_size=None).save(str(tmp_path / "policy"))
+    loaded = tf.saved_model.load(str(tmp_path / "policy"))
+    np.testing.assert_array_equal(play(policy, dist, tasks, steps=6)[0], play(loaded, dist, tasks, steps=6)[0])
