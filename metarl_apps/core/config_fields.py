@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from metarl_apps.core.errors import MetaRLInputError
 
 
-def _is_int(v) -> bool:
+def is_int(v) -> bool:
+    """An int that is not a bool (YAML ``true`` must not pass as 1)."""
     return not isinstance(v, bool) and isinstance(v, int)
 
 
@@ -23,12 +24,12 @@ def _is_num(v) -> bool:
 
 
 def _pos_ints(v) -> bool:
-    return isinstance(v, (list, tuple)) and all(_is_int(n) and n >= 1 for n in v)
+    return isinstance(v, (list, tuple)) and all(is_int(n) and n >= 1 for n in v)
 
 
 KINDS = {  # kind -> (test, default rule text)
-    "pos_int": (lambda v: _is_int(v) and v >= 1, "must be a positive integer"),
-    "nonneg_int": (lambda v: _is_int(v) and v >= 0, "must be a non-negative integer"),
+    "pos_int": (lambda v: is_int(v) and v >= 1, "must be a positive integer"),
+    "nonneg_int": (lambda v: is_int(v) and v >= 0, "must be a non-negative integer"),
     "pos_num": (lambda v: _is_num(v) and v > 0, "must be a positive number"),
     "nonneg_num": (lambda v: _is_num(v) and v >= 0, "must be a non-negative number"),
     "unit": (lambda v: _is_num(v) and 0.0 <= v <= 1.0, "must be in [0, 1]"),
@@ -46,13 +47,13 @@ def config_error(config, field: str, rule: str) -> MetaRLInputError:
 def check_fields(config, rules: Iterable[tuple]) -> None:
     """Raise the first rule ``config`` breaks (see the module docstring); normalise ``int_list`` to tuples."""
     for fields, kind, *text in rules:
-        nullable = kind.endswith("?")
-        test, default = KINDS[kind.rstrip("?")]
+        base, nullable = kind.rstrip("?"), kind.endswith("?")
+        test, default = KINDS[base]
         for field in (fields,) if isinstance(fields, str) else fields:
             value = getattr(config, field)
             if nullable and value is None:
                 continue
             if not test(value):
                 raise config_error(config, field, text[0] if text else default)
-            if kind.rstrip("?").endswith("int_list"):
+            if base.endswith("int_list"):
                 object.__setattr__(config, field, tuple(value))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from metarl_apps.core.config_fields import check_fields, config_error
+from metarl_apps.core.config_fields import check_fields, config_error, is_int
 
 SCORING = ("in_context", "offline")
 
@@ -124,9 +124,7 @@ class MQLConfig:
             ("huber_delta", "pos_num?", "must be a positive number, or null for the squared TD error"),
             ("double_q", "bool"),
         ))
-        if self.context_length is not None and (isinstance(self.context_length, bool)
-                                                or not isinstance(self.context_length, int)
-                                                or self.context_length < 2):
+        if self.context_length is not None and (not is_int(self.context_length) or self.context_length < 2):
             fail("context_length", "must be an integer >= 2 (transitions of context), or null for whole trials")
         if self.context_length is not None and self.context_length <= self.n_step:
             fail("context_length", f"must exceed n_step ({self.n_step}) so every window holds a full target")
