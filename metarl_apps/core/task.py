@@ -150,6 +150,31 @@ class TaskDistribution(abc.ABC):
     def observation_spec(self):
         return self.time_step_spec().observation
 
+    def task_features(self, tasks: Sequence[Task]) -> np.ndarray:
+        """``[len(tasks), F]`` float32: each task's real-valued hidden parameters, flattened (keys in sorted
+        order). For training-time use only — e.g. a critic that sees the task (RL2's ``privileged_value``);
+        a policy never does. Families whose parameters are not real-valued arrays (level seeds, ids) have
+        none: a one-line error says so."""
+        tasks = list(tasks)
+        if not tasks:
+            raise MetaRLInputError("task_features(tasks=[]): pass at least one Task")
+        rows = []
+        for t in tasks:
+            parts = []
+            for key in sorted(t.params):
+                value = np.asarray(t.params[key])
+                if not np.issubdtype(value.dtype, np.floating):
+                    raise MetaRLInputError(
+                        f"{self.family}: task parameter {key!r} ({value.dtype}) is not real-valued, so this family "
+                        f"has no task features; use a learner option that does not need them (e.g. RL2 "
+                        f"privileged_value: false)")
+                parts.append(value.reshape(-1))
+            rows.append(np.concatenate(parts) if parts else np.zeros([0]))
+        if len({r.size for r in rows}) != 1 or rows[0].size == 0:
+            raise MetaRLInputError(f"{self.family}: tasks have no fixed-size real-valued parameters, so no task "
+                                   f"features; use a learner option that does not need them")
+        return np.stack(rows).astype(np.float32)
+
     # ---------------------------------------------------------------- env
     def make_env(self, tasks: Sequence[Task], seed: int = 0) -> tf_environment.TFEnvironment:
         """A batched ``TFEnvironment``; row ``i`` is ``tasks[i]``. ``seed`` varies the env's randomness."""

@@ -55,13 +55,19 @@ class RecurrentActorCritic(tf.Module):
     ``separate_value`` (LSTM/GRU): the value head reads its own embedding and recurrent cell instead of the
     policy's (the state is then the policy cell's state followed by the value cell's), so the value loss
     does not shape the policy's memory.
+
+    ``task_info_size`` > 0 (an asymmetric, "privileged" critic): the value head reads
+    ``relu(Dense(hidden_size)([value memory, task_info]))``, ``task_info`` ``[B, task_info_size]`` being the task's
+    hidden parameters, given in training only. The policy's logits never depend on it; without it (acting, an
+    exported policy) the value is computed from zeros in its place and means nothing.
     """
 
     def __init__(self, observation_spec, action_spec, *, cell: str = "lstm", hidden_size: int = 128,
                  embed_sizes: tuple[int, ...] = (64,), slate: bool = False, scoring: str = "per_item",
                  item_hidden: int = 64, trial_length: int = 1, set_keys: int = 0,
                  set_normalize_keyed: bool = False, prior=None, prior_scale: float = 1.0,
-                 separate_value: bool = False, head_hidden: int = 0, name: str = "recurrent_actor_critic"):
+                 separate_value: bool = False, head_hidden: int = 0, task_info_size: int = 0,
+                 name: str = "recurrent_actor_critic"):
         super().__init__(name=name)
         self.observation_spec = observation_spec
         self.action_spec = action_spec
@@ -116,6 +122,9 @@ class RecurrentActorCritic(tf.Module):
         self._policy_head = tf.keras.layers.Dense(
             n_logits, kernel_initializer=tf.keras.initializers.Orthogonal(0.01), name="policy")
         self._value_head = tf.keras.layers.Dense(1, name="value")
+        self.task_info_size = int(task_info_size)
+        if self.task_info_size:
+            self._info_hidden = tf.keras.layers.Dense(self.hidden_size, activation="relu", name="value_task_info")
         self.prior = prior
         if prior is not None:
             if len(self.action_shape) != 1:
@@ -154,15 +163,17 @@ class RecurrentActorCritic(tf.Module):
         return state[:n], state[n:]
 
     def _heads(self, h: tf.Tensor, observation, encoded: tf.Tensor | None = None,
-               h_value: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+               h_value: tf.Tensor | None = None, task_info: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
         """Logits and value from the memory ``h`` (``h_value``: the value's own memory) and the observation
-        (``encoded``: its encoding, computed here when not given)."""
+        (``encoded``: its encoding, computed here when not given); ``task_info`` ``[B, F]``: see the class."""
         h_value = h if h_value is None else h_value
         if self.head_hidden:
             if encoded is None:
                 encoded = encode_observation(observation, self.observation_spec, len(h.shape) - 1)
             h_value = self._value_hidden(tf.concat([h_value, encoded], -1))
             h = self._policy_hidden(tf.concat([h, encoded], -1))
+        if self.task_info_size:
+            h_value = self._info_hidden(tf.concat([h_value, self._task_info(task_info, h_value)], -1))
         outer = tf.shape(h)[:-1]
         per_item = [] if self.slate_size else list(self.action_shape)
         if self.item_scoring:  # [..., items, outputs] from the shared scorer -> [..., *slots, items]
@@ -182,7 +193,19 @@ class RecurrentActorCritic(tf.Module):
         value = tf.squeeze(self._value_head(h_value), -1)
         return logits, value
 
-    def step(self, observation, state):
+    def _task_info(self, task_info: tf.Tensor | None, h_value: tf.Tensor) -> tf.Tensor:
+        """``task_info`` ``[B, F]`` (zeros when None) broadcast to ``h_value``'s outer shape ``[B(, T)]``."""
+        outer = tf.shape(h_value)[:-1]
+        if task_info is None:
+            return tf.zeros(tf.concat([outer, [self.task_info_size]], 0), h_value.dtype)
+        info = tf.convert_to_tensor(task_info, h_value.dtype)
+        if info.shape.rank != 2 or info.shape[-1] != self.task_info_size:
+            raise MetaRLInputError(f"task_info of shape {info.shape}: expected [batch, {self.task_info_size}]")
+        for _ in range(len(h_value.shape) - 2):
+            info = info[:, None]
+        return tf.broadcast_to(info, tf.concat([outer, [self.task_info_size]], 0))
+
+    def step(self, observation, state, task_info=None):
         """One step: observation ``[B, ...]`` -> ``(logits [B, *A, n], value [B], new_state)``."""
         (x, x_value, encoded), h_value = self._features(observation, 1), None
         if self.cell_type == "set":
@@ -195,10 +218,10 @@ class RecurrentActorCritic(tf.Module):
             if self.separate_value:
                 h_value, new_value_state = self._value_rnn.cell(x_value, value_state)
                 new_state += list(new_value_state)
-        logits, value = self._heads(h, observation, encoded, h_value)
+        logits, value = self._heads(h, observation, encoded, h_value, task_info)
         return logits, value, list(new_state)
 
-    def unroll(self, observation, state):
+    def unroll(self, observation, state, task_info=None):
         """Sequences: observation ``[B, T, ...]`` -> ``(logits [B, T, *A, n], value [B, T], final_state)``."""
         (x, x_value, encoded), h_value = self._features(observation, 2), None
         if self.cell_type == "set":
@@ -211,5 +234,5 @@ class RecurrentActorCritic(tf.Module):
             if self.separate_value:
                 out = self._value_rnn(x_value, initial_state=value_state)
                 h_value, final_state = out[0], final_state + list(out[1:])
-        logits, value = self._heads(h, observation, encoded, h_value)
+        logits, value = self._heads(h, observation, encoded, h_value, task_info)
         return logits, value, final_state

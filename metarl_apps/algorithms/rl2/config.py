@@ -25,6 +25,13 @@ class RL2Config:
       value_network: ``"shared"`` (default: the value head reads the policy's memory) or ``"separate"``
         (LSTM/GRU: the value head has its own embedding and recurrent cell of the same sizes, as the RL² paper's
         recurrent baseline; the value loss then cannot reshape the policy's memory; ~2x the network compute).
+      privileged_value: the value head also reads the task's hidden parameters (``dist.task_features``: a
+        bandit's arm means, an MDP's tables, a user's interests) through one dense ReLU layer — an asymmetric
+        critic, in training only. The policy never sees them (its logits do not depend on them; acting and the
+        exported policy work without them); the advantages it trains on are then measured against the return
+        expected *for this task* from this history, not against an average over the tasks the history fits,
+        which takes the task-to-task spread of returns out of the policy gradient's noise. Families whose
+        parameters are not real-valued (game levels) cannot use it.
       head_hidden: 0 (default: the policy and value heads are linear in the memory) or the width of one dense
         ReLU layer per head over ``[memory, encoded current observation]``: the heads can then read what the
         memory holds about the current observation (a tabular MDP's estimates for the current state) instead
@@ -90,6 +97,7 @@ class RL2Config:
     hidden_size: int = 128
     embed_sizes: tuple[int, ...] = (64,)
     value_network: str = "shared"
+    privileged_value: bool = False
     head_hidden: int = 0
     slate: bool | None = False
     scoring: str = "per_item"
@@ -139,7 +147,7 @@ class RL2Config:
             ("head_hidden", "nonneg_int", "must be a non-negative integer (0 = linear heads)"),
             ("embed_sizes", "int_list"),
             ("set_keys", "nonneg_int"),
-            ("set_normalize_keyed", "bool"),
+            (("set_normalize_keyed", "privileged_value"), "bool"),
             (("learning_rate", "max_grad_norm", "reward_scale"), "pos_num"),
             (("discount", "gae_lambda"), "unit"),
             (("clip_ratio", "entropy_coef", "value_coef"), "nonneg_num"),

@@ -69,22 +69,24 @@ class RL2(MetaLearner):
             if slate:
                 raise MetaRLInputError(f"RL2: slate=True does not apply to {dist.family!r}, whose learner moves "
                                        f"{agents} agents (one discrete action each)")
-            if c.value_network != "shared" or c.head_hidden or c.set_normalize_keyed:
+            if c.value_network != "shared" or c.head_hidden or c.set_normalize_keyed or c.privileged_value:
                 raise MetaRLInputError(f"RL2: value_network={c.value_network!r}, head_hidden={c.head_hidden}, "
-                                       f"set_normalize_keyed={c.set_normalize_keyed} are not built for "
-                                       f"{dist.family!r}, whose learner moves {agents} agents with one shared "
-                                       f"network; use value_network 'shared', head_hidden 0, set_normalize_keyed "
-                                       f"false")
+                                       f"set_normalize_keyed={c.set_normalize_keyed}, privileged_value="
+                                       f"{c.privileged_value} are not built for {dist.family!r}, whose learner "
+                                       f"moves {agents} agents with one shared network; use value_network "
+                                       f"'shared', head_hidden 0, set_normalize_keyed false, privileged_value false")
             self.net = SharedAgentsActorCritic(dist.observation_spec(), dist.action_spec(), agents, cell=c.cell,
                                                hidden_size=c.hidden_size, embed_sizes=c.embed_sizes,
                                                trial_length=trial_length, set_keys=c.set_keys)
         else:
+            # the privileged critic's input size: the family's task features of any one task
+            info_size = dist.task_features(dist.sample(1, "train", 0)).shape[1] if c.privileged_value else 0
             self.net = RecurrentActorCritic(dist.observation_spec(), dist.action_spec(), cell=c.cell,
                                             hidden_size=c.hidden_size, embed_sizes=c.embed_sizes, slate=slate,
                                             scoring=c.scoring, trial_length=trial_length, set_keys=c.set_keys,
                                             set_normalize_keyed=c.set_normalize_keyed, prior=prior,
                                             prior_scale=c.prior_scale, separate_value=c.value_network == "separate",
-                                            head_hidden=c.head_hidden)
+                                            head_hidden=c.head_hidden, task_info_size=info_size)
         self._optimizer = tf.keras.optimizers.Adam(c.learning_rate)
         self._optimizer.build(self.net.trainable_variables)
         self._return_scale = tf.Variable(1.0, trainable=False, name="return_scale")
@@ -140,10 +142,11 @@ class RL2(MetaLearner):
                                    **extra)
 
     # ------------------------------------------------------ one iteration
-    def _make_rollout(self, env, generator: tf.random.Generator, greedy: bool = False):
+    def _make_rollout(self, env, generator: tf.random.Generator, greedy: bool = False, task_info=None):
         """``rollout()``: one trial of the current policy in every row of ``env`` (graph-traceable), returning
         ``observations, actions, log_probs, values, rewards`` as ``[B, T, ...]``. Actions are drawn from
-        ``generator`` (stateless ops: reproducible), or by the mode with ``greedy`` (as :class:`RL2Policy`)."""
+        ``generator`` (stateless ops: reproducible), or by the mode with ``greedy`` (as :class:`RL2Policy`).
+        ``task_info`` (``privileged_value``): a ``[B, F]`` variable holding the rows' task features."""
         net = self.net
         batch = env.batch_size
         steps = env.horizon * env.episodes_per_trial
@@ -165,6 +168,8 @@ class RL2(MetaLearner):
             draws = tf.random.stateless_categorical(flat, 1, seed=seed, dtype=tf.int32)
             return tf.reshape(draws, tf.shape(logits)[:-1])
 
+        info = () if task_info is None else (task_info,)
+
         def rollout():
             time_step = env.reset()
             state = net.initial_state(batch)
@@ -174,7 +179,7 @@ class RL2(MetaLearner):
             val_ta = tf.TensorArray(tf.float32, size=steps)
             rew_ta = tf.TensorArray(tf.float32, size=steps)
             for t in tf.range(steps):
-                logits, value, state = net.step(time_step.observation, state)
+                logits, value, state = net.step(time_step.observation, state, *info)
                 index = sample(logits)
                 logp = action_distribution(logits, action_rank, net.slate_size).log_prob(index)
                 action = tf.cast(index + net.action_min, env.action_spec().dtype)
@@ -194,13 +199,13 @@ class RL2(MetaLearner):
 
         return rollout
 
-    def _make_iteration(self, env, generator: tf.random.Generator):
+    def _make_iteration(self, env, generator: tf.random.Generator, task_info=None):
         c = self.config
         net = self.net
         optimizer = self._optimizer
         batch = env.batch_size
         action_rank = len(net.action_shape)
-        rollout = self._make_rollout(env, generator)
+        rollout = self._make_rollout(env, generator, task_info=task_info)
 
         return_scale = self._return_scale
         entropy_coef = self._entropy_coef
@@ -218,11 +223,12 @@ class RL2(MetaLearner):
                     idx = perm[m]
                     take = lambda x, idx=idx: tf.gather(x, idx)  # noqa: E731
                     obs_mb = tf.nest.map_structure(take, observations)
+                    info_mb = () if task_info is None else (take(task_info),)
                     adv = take(advantages)
                     if c.normalize_advantages:
                         adv = (adv - tf.reduce_mean(adv)) / (tf.math.reduce_std(adv) + 1e-8)
                     with tf.GradientTape() as tape:
-                        logits, values, _ = net.unroll(obs_mb, net.initial_state(mb))
+                        logits, values, _ = net.unroll(obs_mb, net.initial_state(mb), *info_mb)
                         dist = action_distribution(logits, action_rank, net.slate_size)
                         loss, parts = ppo_loss(dist.log_prob(take(actions)), take(old_logp), adv, dist.entropy(),
                                                values, take(returns) / return_scale, clip_ratio=c.clip_ratio,
@@ -274,10 +280,16 @@ class RL2(MetaLearner):
         ckpt = self._checkpoint(generator=generator, iterations_done=done, env_trial=env._trial,
                                 **(selection.trackables() if selection else {}))
         manager = open_checkpoint(ckpt, checkpoint_dir, resume)
-        iteration = self._make_iteration(env, generator)
+        features = task_info = None
+        if c.privileged_value:  # the critic's view of each training task (never the policy's)
+            features = dist.task_features(pool)
+            task_info = tf.Variable(tf.zeros([batch, features.shape[1]]), trainable=False, name="task_info")
+        iteration = self._make_iteration(env, generator, task_info)
 
         def step(it: int) -> dict:
-            set_task_batch(env, pool, batch, seed, it)
+            order = set_task_batch(env, pool, batch, seed, it)
+            if task_info is not None:
+                task_info.assign(features[order])
             self._entropy_coef.assign(self.entropy_coef_at(it))
             self._optimizer.learning_rate.assign(self.learning_rate_at(it))  # after a restore too
             self._discount.assign(self.discount_at(it))
