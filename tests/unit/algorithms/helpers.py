@@ -6,6 +6,9 @@ import pytest
 from metarl_apps.adapters.bandits import BernoulliBanditEnvironment, BernoulliBandits
 from metarl_apps.core.errors import CheckpointError
 
+#: the smallest RL² settings the RL² learner tests train with (seconds per run)
+RL2_TINY = dict(hidden_size=16, embed_sizes=(8,), tasks_per_iteration=16, minibatches=2, epochs=2)
+
 
 def play(policy, dist, tasks, steps: int = 3):
     """``(actions [steps, B, ...], final policy state)`` of ``policy`` on a fresh trial of ``tasks``."""

@@ -13,9 +13,8 @@ from metarl_apps.adapters.bandits import BernoulliBanditEnvironment, BernoulliBa
 from metarl_apps.adapters.mdp import TabularMDPs
 from metarl_apps.algorithms.rl2 import RL2, RL2Policy
 from metarl_apps.core.errors import MetaRLInputError, TrainingError
+from tests.unit.algorithms.helpers import RL2_TINY as TINY
 from tests.unit.algorithms.helpers import NaNBandits, check_resume_contract, play
-
-TINY = dict(hidden_size=16, embed_sizes=(8,), tasks_per_iteration=16, minibatches=2, epochs=2)
 
 
 def _trained(dist, iterations=2, **kw):

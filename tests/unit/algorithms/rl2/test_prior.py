@@ -13,9 +13,9 @@ from metarl_apps.baselines.recsys import GlobalRewardModelBaseline
 from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.core.registry import make_task_distribution
 from metarl_apps.networks.prior import FrozenScorer
+from tests.unit.algorithms.helpers import RL2_TINY as TINY
 from tests.unit.algorithms.helpers import play
 
-TINY = dict(hidden_size=16, embed_sizes=(8,), tasks_per_iteration=16, minibatches=2, epochs=2)
 FIT = {"fit_users": 32, "fit_interactions": 4, "epochs": 2, "hidden": [8]}
 
 

@@ -16,9 +16,9 @@ from metarl_apps.adapters.mdp import TabularMDPs
 from metarl_apps.algorithms.rl2 import RL2
 from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.networks.recurrent import RecurrentActorCritic
+from tests.unit.algorithms.helpers import RL2_TINY as TINY
 from tests.unit.algorithms.helpers import check_resume_contract, play
 
-TINY = dict(hidden_size=16, embed_sizes=(8,), tasks_per_iteration=16, minibatches=2, epochs=2)
 GRID = dict(size=6, view_size=3, num_hazards=0, permute_actions=True, episodes=2)
 
 
