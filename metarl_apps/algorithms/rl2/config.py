@@ -71,6 +71,12 @@ class RL2Config:
         that anneals from ``anneal_start`` is, up to that iteration, the same run as one without annealing,
         so a fine-tuning phase can be added to a trained checkpoint with ``--resume`` and the scenario still
         reproduces from scratch.
+      phases: later training phases, each a mapping ``{start: N, <setting>: value, ...}`` whose settings
+        (any of ``learning_rate``, ``entropy_coef``, ``discount``, ``gae_lambda``) hold from iteration ``N``
+        on, replacing the schedules above; a later phase changes only the settings it names. Starts strictly
+        increase. Like ``anneal_start``, a phase leaves every iteration before its start unchanged, so it can be
+        added to a trained checkpoint with ``--resume`` (e.g. an undiscounted, Monte-Carlo-advantage phase
+        ``{start: 3000, discount: 1.0, gae_lambda: 1.0}`` after a discounted run).
       epochs, minibatches: passes over each batch, and sequence minibatches (split over tasks) per pass.
       reward_scale: rewards are multiplied by this for learning only (not for reporting).
       normalize_advantages: standardise advantages per minibatch.
@@ -119,6 +125,7 @@ class RL2Config:
     discount_final: float | None = None
     discount_anneal_iterations: int = 0
     anneal_start: int = 0
+    phases: tuple[dict, ...] = ()
     value_coef: float = 0.5
     epochs: int = 4
     minibatches: int = 4
@@ -172,6 +179,7 @@ class RL2Config:
                            ("discount_final", "discount_anneal_iterations")):
             if (getattr(self, final) is None) != (getattr(self, its) == 0):
                 fail(its, f"set it and {final} together (both or neither)")
+        self._check_phases(fail)
         if self.prior not in ("none", "global_mlp"):
             fail("prior", "must be 'none' or 'global_mlp'")
         if not isinstance(self.prior_config, dict):
@@ -186,3 +194,53 @@ class RL2Config:
             object.__setattr__(self, "select_budgets", tuple(sorted(set(self.select_budgets))))
         if self.minibatches > self.tasks_per_iteration:
             fail("minibatches", f"must be <= tasks_per_iteration ({self.tasks_per_iteration})")
+
+    def _check_phases(self, fail) -> None:
+        """Validate ``phases`` and store it as a tuple of plain dicts."""
+        phases = self.phases
+        if phases is None:
+            phases = ()
+        if isinstance(phases, dict) or not isinstance(phases, (list, tuple)):
+            fail("phases", "must be a list of mappings like {start: 3000, discount: 1.0}")
+        out, last = [], -1
+        for i, phase in enumerate(phases):
+            where = f"phase {i}"
+            if not isinstance(phase, dict):
+                fail("phases", f"{where} must be a mapping like {{start: 3000, discount: 1.0}}")
+            unknown = sorted(set(phase) - {"start", *PHASE_SETTINGS})
+            if unknown:
+                fail("phases", f"{where}: unknown setting(s) {', '.join(map(repr, unknown))}; "
+                               f"a phase sets start and any of {', '.join(PHASE_SETTINGS)}")
+            start = phase.get("start")
+            if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+                fail("phases", f"{where}: start must be a non-negative integer (the iteration it begins at)")
+            if start <= last:
+                fail("phases", f"{where}: start {start} must be greater than the previous phase's ({last})")
+            if len(phase) == 1:
+                fail("phases", f"{where}: sets nothing; give any of {', '.join(PHASE_SETTINGS)}")
+            for key, (low, low_open, high) in PHASE_SETTINGS.items():
+                if key not in phase:
+                    continue
+                v = phase[key]
+                ok = (not isinstance(v, bool) and isinstance(v, (int, float)) and
+                      (v > low if low_open else v >= low) and (high is None or v <= high))
+                if not ok:
+                    bounds = f"{'(' if low_open else '['}{low:g}, " + ("inf)" if high is None else f"{high:g}]")
+                    fail("phases", f"{where}: {key}={v!r} must be a number in {bounds}")
+            out.append({k: (int(v) if k == "start" else float(v)) for k, v in phase.items()})
+            last = start
+        object.__setattr__(self, "phases", tuple(out))
+
+    def phase_setting(self, name: str, iteration: int) -> float | None:
+        """The value the phases give ``name`` at (0-based) ``iteration``, or None if no phase sets it yet."""
+        value = None
+        for phase in self.phases:
+            if phase["start"] > iteration:
+                break
+            value = phase.get(name, value)
+        return value
+
+
+#: settings a phase may set: (lower bound, lower bound excluded, upper bound or None)
+PHASE_SETTINGS = {"learning_rate": (0.0, True, None), "entropy_coef": (0.0, False, None),
+                  "discount": (0.0, False, 1.0), "gae_lambda": (0.0, False, 1.0)}

@@ -93,6 +93,7 @@ class RL2(MetaLearner):
         # set before every iteration from the schedule (not checkpointed: a function of the iteration index)
         self._entropy_coef = tf.Variable(float(self.config.entropy_coef), trainable=False, name="entropy_coef")
         self._discount = tf.Variable(float(self.config.discount), trainable=False, name="discount")
+        self._gae_lambda = tf.Variable(float(self.config.gae_lambda), trainable=False, name="gae_lambda")
         self._dist = dist
 
     def _make_prior(self, dist, agents: int) -> FrozenScorer | None:
@@ -115,8 +116,13 @@ class RL2(MetaLearner):
         self._prior_baseline.fit(dist, pool, seed)
         self.net.prior.assign_from(self._prior_baseline.model)
 
-    def _scheduled(self, iteration: int, start: float, final: float | None, iterations: int) -> float:
-        """Linear from ``start`` to ``final`` over ``iterations`` iterations from ``config.anneal_start``."""
+    def _scheduled(self, iteration: int, start: float, final: float | None, iterations: int,
+                   name: str | None = None) -> float:
+        """Linear from ``start`` to ``final`` over ``iterations`` iterations from ``config.anneal_start``;
+        ``config.phases`` override ``name`` from their starts."""
+        phased = self.config.phase_setting(name, iteration) if name else None
+        if phased is not None:
+            return float(phased)
         if final is None:
             return float(start)
         frac = min(1.0, max(0, iteration - self.config.anneal_start) / iterations)
@@ -125,17 +131,24 @@ class RL2(MetaLearner):
     def entropy_coef_at(self, iteration: int) -> float:
         """The entropy weight used at (0-based) ``iteration`` (see ``RL2Config.entropy_anneal_iterations``)."""
         c = self.config
-        return self._scheduled(iteration, c.entropy_coef, c.entropy_coef_final, c.entropy_anneal_iterations)
+        return self._scheduled(iteration, c.entropy_coef, c.entropy_coef_final, c.entropy_anneal_iterations,
+                               "entropy_coef")
 
     def learning_rate_at(self, iteration: int) -> float:
         """The Adam step size used at (0-based) ``iteration`` (see ``RL2Config.learning_rate_final``)."""
         c = self.config
-        return self._scheduled(iteration, c.learning_rate, c.learning_rate_final, c.learning_rate_anneal_iterations)
+        return self._scheduled(iteration, c.learning_rate, c.learning_rate_final, c.learning_rate_anneal_iterations,
+                               "learning_rate")
 
     def discount_at(self, iteration: int) -> float:
         """The discount used at (0-based) ``iteration`` (see ``RL2Config.discount_final``)."""
         c = self.config
-        return self._scheduled(iteration, c.discount, c.discount_final, c.discount_anneal_iterations)
+        return self._scheduled(iteration, c.discount, c.discount_final, c.discount_anneal_iterations, "discount")
+
+    def gae_lambda_at(self, iteration: int) -> float:
+        """The GAE λ used at (0-based) ``iteration`` (constant ``gae_lambda`` unless a phase sets it)."""
+        phased = self.config.phase_setting("gae_lambda", iteration)
+        return float(self.config.gae_lambda if phased is None else phased)
 
     def _checkpoint(self, **extra) -> tf.train.Checkpoint:
         return tf.train.Checkpoint(net=self.net, optimizer=self._optimizer, return_scale=self._return_scale,
@@ -210,6 +223,7 @@ class RL2(MetaLearner):
         return_scale = self._return_scale
         entropy_coef = self._entropy_coef
         discount = self._discount
+        gae_lambda = self._gae_lambda
 
         def update(observations, actions, old_logp, advantages, returns):
             mb = batch // c.minibatches
@@ -245,7 +259,7 @@ class RL2(MetaLearner):
         def iteration():
             observations, actions, old_logp, values, rewards = rollout()
             # The value head predicts returns / return_scale (1 when normalize_values is off).
-            advantages, returns = gae(rewards * c.reward_scale, values * return_scale, discount, c.gae_lambda)
+            advantages, returns = gae(rewards * c.reward_scale, values * return_scale, discount, gae_lambda)
             if c.normalize_values:
                 rms = tf.sqrt(tf.reduce_mean(tf.square(returns)) + 1e-8)
                 return_scale.assign(0.9 * return_scale + 0.1 * rms)
@@ -293,6 +307,7 @@ class RL2(MetaLearner):
             self._entropy_coef.assign(self.entropy_coef_at(it))
             self._optimizer.learning_rate.assign(self.learning_rate_at(it))  # after a restore too
             self._discount.assign(self.discount_at(it))
+            self._gae_lambda.assign(self.gae_lambda_at(it))
             return {k: float(v) for k, v in iteration().items()}
 
         metrics, wall = train_loop("RL2", step, iterations=iterations, done=done, manager=manager,

@@ -87,13 +87,13 @@ class SlateDistribution(tfp.distributions.Distribution):
         return tf.math.top_k(self._logits, k=self._k).indices
 
 
-def gae(rewards: tf.Tensor, values: tf.Tensor, discount, lam: float) -> tuple[tf.Tensor, tf.Tensor]:
+def gae(rewards: tf.Tensor, values: tf.Tensor, discount, lam) -> tuple[tf.Tensor, tf.Tensor]:
     """Advantages and returns ``[B, T]`` of one whole trial per row (the trial ends after step T-1)."""
     discounts = tf.fill(tf.shape(rewards), tf.cast(discount, tf.float32))  # a float or a scalar tensor
     discounts = tf.concat([discounts[:, :-1], tf.zeros_like(discounts[:, -1:])], axis=1)  # terminal at trial end
     advantages = value_ops.generalized_advantage_estimation(
         values=values, final_value=tf.zeros_like(values[:, -1]), discounts=discounts, rewards=rewards,
-        td_lambda=lam, time_major=False)
+        td_lambda=tf.cast(lam, tf.float32), time_major=False)
     return advantages, advantages + values
 
 

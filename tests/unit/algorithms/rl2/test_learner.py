@@ -169,7 +169,8 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
     # restored with the optimizer is overwritten by the schedule's value before the next update)
     anneal = dict(entropy_coef=0.2, entropy_coef_final=0.0, entropy_anneal_iterations=3,
                   learning_rate=1e-2, learning_rate_final=1e-3, learning_rate_anneal_iterations=2,
-                  discount=0.5, discount_final=0.99, discount_anneal_iterations=2, anneal_start=1)
+                  discount=0.5, discount_final=0.99, discount_anneal_iterations=2, anneal_start=1,
+                  phases=[{"start": 3, "discount": 1.0, "gae_lambda": 1.0, "learning_rate": 5e-3}])
     check_resume_contract(lambda **kw: RL2(**{**TINY, **anneal, **kw}), "RL2", dist, dist.sample(64, "train"),
                           tmp_path)
 
@@ -227,6 +228,26 @@ def test_discount_schedule_drives_the_advantages():
     assert float(flat._discount) == pytest.approx(0.5)
     assert any(not np.allclose(a.numpy(), b.numpy())
                for a, b in zip(learner.net.trainable_variables, flat.net.trainable_variables, strict=True))
+
+
+def test_a_phase_leaves_earlier_iterations_alone_and_drives_gae_lambda_after():
+    dist = BernoulliBandits(arms=3, pulls=5)
+    pool = dist.sample(64, "train")
+
+    def weights(iterations, **cfg):
+        learner = RL2(**{**TINY, "gae_lambda": 0.3, **cfg})
+        learner.meta_train(dist, pool, iterations=iterations, seed=2)
+        return learner, [v.numpy() for v in learner.net.trainable_variables]
+
+    phase = {"phases": [{"start": 2, "gae_lambda": 1.0}]}
+    _, plain2 = weights(2)
+    _, phased2 = weights(2, **phase)
+    for a, b in zip(plain2, phased2, strict=True):  # iterations before the phase: the same run
+        np.testing.assert_array_equal(a, b)
+    _, plain3 = weights(3)
+    learner, phased3 = weights(3, **phase)
+    assert float(learner._gae_lambda) == pytest.approx(1.0)
+    assert any(not np.allclose(a, b) for a, b in zip(plain3, phased3, strict=True))  # λ reached the update
 
 
 def test_nan_loss_stops_training_and_keeps_checkpoints(tmp_path):

@@ -74,6 +74,16 @@ def test_ppo_loss_by_hand():
     ("select_tasks", 0, "select_tasks=0: must be a positive integer"),
     ("select_budgets", [10, 0], r"select_budgets=\[10, 0\]: must be a non-empty list of positive integers"),
     ("select_budgets", [], "select_budgets=\\[\\]: must be a non-empty list"),
+    ("phases", {"start": 5}, "phases=.*: must be a list of mappings"),
+    ("phases", [3], "phase 0 must be a mapping"),
+    ("phases", [{"start": 5, "clip_ratio": 0.1}], "phase 0: unknown setting\\(s\\) 'clip_ratio'"),
+    ("phases", [{"discount": 1.0}], "phase 0: start must be a non-negative integer"),
+    ("phases", [{"start": 5}], "phase 0: sets nothing"),
+    ("phases", [{"start": 5, "discount": 1.0}, {"start": 5, "gae_lambda": 1.0}],
+     "phase 1: start 5 must be greater than the previous phase's \\(5\\)"),
+    ("phases", [{"start": 5, "gae_lambda": 1.5}], r"phase 0: gae_lambda=1.5 must be a number in \[0, 1\]"),
+    ("phases", [{"start": 5, "learning_rate": 0}], r"phase 0: learning_rate=0 must be a number in \(0, inf\)"),
+    ("phases", [{"start": 5, "entropy_coef": True}], "phase 0: entropy_coef=True must be a number"),
 ])
 def test_bad_config_is_a_clear_error(field, value, match):
     with pytest.raises(MetaRLInputError, match=match):
@@ -83,6 +93,22 @@ def test_bad_config_is_a_clear_error(field, value, match):
 def test_separate_value_network_needs_a_recurrent_cell():
     with pytest.raises(MetaRLInputError, match="'separate' needs cell 'lstm' or 'gru'"):
         RL2Config(cell="set", value_network="separate")
+
+
+def test_phases_override_the_schedules_from_their_starts():
+    from metarl_apps.algorithms.rl2 import RL2
+
+    learner = RL2(learning_rate=1e-3, learning_rate_final=1e-4, learning_rate_anneal_iterations=10,
+                  discount=0.99, gae_lambda=0.95,
+                  phases=[{"start": 20, "discount": 1.0, "gae_lambda": 1.0},
+                          {"start": 30, "learning_rate": 5e-4, "gae_lambda": 0.5}])
+    assert learner.config.phases == ({"start": 20, "discount": 1.0, "gae_lambda": 1.0},
+                                      {"start": 30, "learning_rate": 5e-4, "gae_lambda": 0.5})
+    assert [learner.discount_at(i) for i in (0, 19, 20, 30, 99)] == pytest.approx([0.99, 0.99, 1.0, 1.0, 1.0])
+    assert [learner.gae_lambda_at(i) for i in (0, 19, 20, 29, 30)] == pytest.approx([0.95, 0.95, 1.0, 1.0, 0.5])
+    # the learning-rate schedule holds until a phase names the learning rate
+    assert [learner.learning_rate_at(i) for i in (5, 20, 29, 30)] == pytest.approx([5.5e-4, 1e-4, 1e-4, 5e-4])
+    assert RL2(phases=None).config.phases == ()
 
 
 def test_entropy_schedule_is_linear_then_flat():
