@@ -324,7 +324,8 @@ MAX_GITTINS_PULLS = 200
 
 
 @functools.lru_cache(maxsize=8)
-def gittins_index_table(pulls: int, alpha: float = 1.0, beta: float = 1.0, grid: int = 1001) -> np.ndarray:
+def gittins_index_table(pulls: int, alpha: float = 1.0, beta: float = 1.0, grid: int = 1001,
+                        discount: float = 1.0) -> np.ndarray:
     """Finite-horizon Gittins indices of a Beta-Bernoulli arm: ``table[r, s, f]`` (float64 ``[n+1, n+1, n+1]``).
 
     The index of an arm with ``s`` successes and ``f`` failures when ``r`` pulls remain is the reward ``lam``
@@ -332,6 +333,10 @@ def gittins_index_table(pulls: int, alpha: float = 1.0, beta: float = 1.0, grid:
     known arm now (``r * lam``) and pulling this arm with the option to retire later (the finite-horizon
     "calibration" of Gittins 1979; Kaufmann 2016 shows this index policy is near Bayes-optimal on finite
     horizons). With one pull left it is the posterior mean.
+
+    ``discount`` < 1 computes the index for the discounted objective ``sum_k discount^k r_k`` over the pulls
+    left (retiring then earns ``lam (1 + discount + ... + discount^(r-1))``): the index policy a learner
+    trained with that discount should approach; 0 gives the posterior mean (the myopic policy).
 
     Computed by one backward DP over horizons for a grid of ``lam`` values at once (``V_r = max(r lam,
     p (1 + V_{r-1}(s+1, f)) + (1 - p) V_{r-1}(s, f+1))``); the advantage of pulling decreases in ``lam``, and
@@ -343,6 +348,7 @@ def gittins_index_table(pulls: int, alpha: float = 1.0, beta: float = 1.0, grid:
                                f"use the thompson or ucb1 baseline for longer trials")
     alpha = check_number("gittins", "alpha", alpha, 0.0, low_open=True)
     beta = check_number("gittins", "beta", beta, 0.0, low_open=True)
+    g = check_number("gittins", "discount", discount, 0.0, 1.0)
     n = int(pulls)
     s, f = np.meshgrid(np.arange(n + 1.0), np.arange(n + 1.0), indexing="ij")
     p = (s + alpha) / (s + f + alpha + beta)
@@ -356,8 +362,9 @@ def gittins_index_table(pulls: int, alpha: float = 1.0, beta: float = 1.0, grid:
         for r in range(1, n + 1):
             m = n - r + 1  # reachable with r pulls left: s + f <= n - r (a square of side m holds them)
             pm = p[:m, :m]
-            pull = pm * (1.0 + v[:, 1:m + 1, :m]) + (1.0 - pm) * v[:, :m, 1:m + 1]
-            gap = pull - r * lam  # slope <= -1 in lam (at most r - 1 later pulls of the known arm)
+            pull = pm * (1.0 + g * v[:, 1:m + 1, :m]) + (1.0 - pm) * g * v[:, :m, 1:m + 1]
+            retire = lam * (r if g == 1.0 else (1.0 - g ** r) / (1.0 - g))
+            gap = pull - retire  # slope <= -1 in lam (retiring weighs lam one pull more than pulling can)
             better = gap > 0
             last = np.where(better, at, -1).max(axis=0)
             first = np.where(better, len(chunk), at).min(axis=0)
@@ -369,7 +376,7 @@ def gittins_index_table(pulls: int, alpha: float = 1.0, beta: float = 1.0, grid:
             upd = (first < len(chunk)) & (chunk[i] <= hi_lam[r, :m, :m])
             hi_lam[r, :m, :m] = np.where(upd, chunk[i], hi_lam[r, :m, :m])
             hi_gap[r, :m, :m] = np.where(upd, np.take_along_axis(gap, i[None], 0)[0], hi_gap[r, :m, :m])
-            v[:, :m, :m] = np.maximum(pull, r * lam)
+            v[:, :m, :m] = np.maximum(pull, retire)
     # the zero of the gap between the bracketing grid points (lo: gap > 0, hi: gap <= 0)
     finite = np.isfinite(lo_gap)
     span = np.where(finite, lo_gap - hi_gap, 1.0)
@@ -384,10 +391,10 @@ class GittinsPolicy(BanditPolicy):
     """Pulls the arm of largest finite-horizon Gittins index (:func:`gittins_index_table`) for the pulls left
     in the trial; ties uniformly at random."""
 
-    def __init__(self, dist, seed, alpha: float, beta: float, name="gittins"):
+    def __init__(self, dist, seed, alpha: float, beta: float, name="gittins", discount: float = 1.0):
         super().__init__(dist, seed, name)
         self._pulls = int(dist.episodes_per_trial)
-        self._table = tf.constant(gittins_index_table(self._pulls, alpha, beta), tf.float64)
+        self._table = tf.constant(gittins_index_table(self._pulls, alpha, beta, discount=discount), tf.float64)
 
     def _choose(self, pulls, successes, policy_state):
         n = self._pulls
@@ -458,9 +465,20 @@ class ThompsonBaseline(_BetaPriorBaseline):
 
 class GittinsBaseline(_BetaPriorBaseline):
     """The finite-horizon Gittins index policy for a ``Beta(alpha, beta)`` prior: near Bayes-optimal on long
-    trials where the exact DP is out of reach (the RL² paper's "Gittins")."""
+    trials where the exact DP is out of reach (the RL² paper's "Gittins"). ``discount`` (default 1: the
+    undiscounted total the scenarios report) gives the index policy of the discounted objective instead — a
+    reference for what a learner trained with that discount can reach."""
 
+    defaults = {**_BetaPriorBaseline.defaults, "discount": 1.0}
     policy_class = GittinsPolicy
+
+    def _validate(self):
+        super()._validate()
+        self.config["discount"] = check_number(type(self).__name__, "discount", self.config["discount"], 0.0, 1.0)
+
+    def _make_policy(self, dist, tasks, seed):
+        c = self.config
+        return GittinsPolicy(dist, seed, c["alpha"], c["beta"], discount=c["discount"])
 
 
 class BayesOptimalBaseline(_BanditBaseline):

@@ -31,6 +31,35 @@ def test_one_and_two_pulls_left_match_the_hand_derived_indices(alpha, beta):
                 assert table[2, s, f] == pytest.approx(p * (1 + p1) / (1 + p), abs=1e-5)
 
 
+@pytest.mark.parametrize("discount", [0.9, 0.5])
+def test_discounted_index_matches_the_hand_derived_two_pull_index(discount):
+    n, g = 8, discount
+    table = B.gittins_index_table(n, discount=g)
+    for s in range(n - 1):
+        for f in range(n - 1 - s):
+            p, p1 = (s + 1) / (s + f + 2), (s + 2) / (s + f + 3)
+            assert table[1, s, f] == pytest.approx(p, abs=1e-9)
+            # lam (1 + g) = p (1 + g max(lam, p1)) + (1 - p) g max(lam, p0), with p0 <= lam <= p1
+            assert table[2, s, f] == pytest.approx(p * (1 + g * p1) / (1 + g * p), abs=1e-5)
+    # a lower discount values information less: the index is smaller (never below the posterior mean)
+    undiscounted = B.gittins_index_table(n)
+    for r, s, f in reachable(n):
+        assert (s + 1) / (s + f + 2) - 1e-9 <= table[r, s, f] <= undiscounted[r, s, f] + 1e-6
+    # discount 0 is the myopic policy: the index is the posterior mean however many pulls are left
+    myopic = B.gittins_index_table(n, discount=0.0)
+    for r, s, f in reachable(n):
+        assert myopic[r, s, f] == pytest.approx((s + 1) / (s + f + 2), abs=1e-3)
+
+
+def test_discounted_baseline_acts_on_its_own_table():
+    dist = BernoulliBandits(arms=2, pulls=12)
+    # the config reaches the policy's table, and the tables of two discounts differ
+    for discount in (1.0, 0.3):
+        policy = BASELINES.create("gittins", discount=discount).make_policy(dist, dist.sample(1, "test"))
+        np.testing.assert_allclose(policy._table.numpy(), B.gittins_index_table(12, discount=discount))
+    assert not np.allclose(B.gittins_index_table(12, discount=0.3), B.gittins_index_table(12))
+
+
 def test_index_exceeds_the_posterior_mean_and_grows_with_the_horizon():
     n = 20
     table = B.gittins_index_table(n)
@@ -102,3 +131,7 @@ def test_bad_input_is_a_clear_error():
         B.gittins_index_table(500)
     with pytest.raises(MetaRLInputError, match="GittinsBaseline: config alpha=0 must be"):
         BASELINES.create("gittins", alpha=0)
+    with pytest.raises(MetaRLInputError, match=r"GittinsBaseline: config discount=1.5 must be a number in \[0, 1"):
+        BASELINES.create("gittins", discount=1.5)
+    with pytest.raises(MetaRLInputError, match=r"gittins: config discount=-0.1 must be"):
+        B.gittins_index_table(5, discount=-0.1)
