@@ -172,6 +172,15 @@ def cmd_adapt(args) -> int:
     return EXIT_OK
 
 
+def cmd_explore(args) -> int:
+    from metarl_apps.evaluation.exploration import explore_scenario
+    from metarl_apps.scenario import load_scenario
+
+    explore_scenario(load_scenario(args.scenario), args.output, agents=args.agent, seed=args.seed,
+                     num_tasks=args.tasks)
+    return EXIT_OK
+
+
 def cmd_report(args) -> int:
     from metarl_apps.evaluation.report import merge_runs
 
@@ -242,6 +251,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tasks", type=int, default=100, help="number of held-out tasks (default 100)")
     s.add_argument("--seed", type=int, default=None)
     s.set_defaults(func=cmd_adapt)
+    s = sub.add_parser("explore", help="bandit scenarios: how each agent explores (first tries of each arm, best "
+                       "arm never pulled or left, regret by gap); learners restored from DIR")
+    s.add_argument("scenario", metavar="SCENARIO")
+    s.add_argument("-o", "--output", required=True, metavar="DIR", help="run directory (checkpoints of the "
+                   "learners); writes DIR/exploration.json")
+    s.add_argument("--agent", action="append", metavar="NAME", help="only this agent (repeatable)")
+    s.add_argument("--tasks", type=int, default=None, help="held-out bandits (default: the scenario's)")
+    s.add_argument("--seed", type=int, default=None, help="task seed (default: the scenario's tasks.seed)")
+    s.set_defaults(func=cmd_explore)
     s = sub.add_parser("report", help="merge several run directories (results.json) into one table and plot")
     s.add_argument("dirs", nargs="+", metavar="DIR", help="run directories, each with a results.json")
     s.add_argument("-o", "--output", default="out/report", metavar="OUT", help="writes OUT/report.md and "

@@ -14,11 +14,14 @@ from tf_agents.policies import tf_policy
 from metarl_apps.core.env import NEW_EPISODE
 
 
-def compile_rollout(policy: tf_policy.TFPolicy, env: tf_environment.TFEnvironment, num_steps: int):
+def compile_rollout(policy: tf_policy.TFPolicy, env: tf_environment.TFEnvironment, num_steps: int,
+                    with_actions: bool = False):
     """The compiled rollout: a ``tf.function`` that resets ``env`` and runs ``policy`` for ``num_steps`` steps,
-    returning tensors ``rewards [B, T]`` and ``episode [B, T]`` (see :func:`rollout`). Call it repeatedly to
-    avoid retracing (benchmarks do)."""
+    returning tensors ``rewards [B, T]`` and ``episode [B, T]`` (see :func:`rollout`), and with
+    ``with_actions`` also ``actions [B, T, *action shape]``. Call it repeatedly to avoid retracing (benchmarks
+    do)."""
     batch = env.batch_size
+    action_dtype = tf.nest.flatten(env.action_spec())[0].dtype
 
     @tf.function(autograph=False)
     def run():
@@ -27,23 +30,31 @@ def compile_rollout(policy: tf_policy.TFPolicy, env: tf_environment.TFEnvironmen
         episode = tf.fill([batch], tf.constant(-1, tf.int32))
         rewards = tf.TensorArray(tf.float32, size=num_steps)
         episodes = tf.TensorArray(tf.int32, size=num_steps)
+        actions = tf.TensorArray(action_dtype, size=num_steps if with_actions else 0, dynamic_size=not with_actions)
 
-        def body(t, time_step, state, episode, rewards, episodes):
+        def body(t, time_step, state, episode, rewards, episodes, actions):
             new_ep = tf.cast(time_step.observation[NEW_EPISODE] > 0.5, tf.int32)
             episode = episode + new_ep
             step = policy.action(time_step, state, seed=None)
             next_step = env.step(step.action)
             rewards = rewards.write(t, next_step.reward)
             episodes = episodes.write(t, episode)
-            return t + 1, next_step, step.state, episode, rewards, episodes
+            if with_actions:
+                actions = actions.write(t, tf.nest.flatten(step.action)[0])
+            return t + 1, next_step, step.state, episode, rewards, episodes, actions
 
-        _, _, _, _, rewards, episodes = tf.while_loop(
+        _, _, _, _, rewards, episodes, actions = tf.while_loop(
             lambda t, *_: t < num_steps,
             body,
-            (tf.constant(0), time_step, state, episode, rewards, episodes),
+            (tf.constant(0), time_step, state, episode, rewards, episodes, actions),
             parallel_iterations=1,
         )
-        return tf.transpose(rewards.stack()), tf.transpose(episodes.stack())
+        out = tf.transpose(rewards.stack()), tf.transpose(episodes.stack())
+        if with_actions:
+            stacked = actions.stack()  # [T, B, *action shape]
+            perm = tf.concat([[1, 0], tf.range(2, tf.rank(stacked))], 0)
+            out += (tf.transpose(stacked, perm),)
+        return out
 
     return run
 

@@ -136,6 +136,9 @@ def test_train_evaluate_adapt_a_learner_with_checkpoints(tmp_path, capsys):
     capsys.readouterr()
     assert main(["adapt", str(path), "-o", str(out), "--agent", "rl2", "--budget", "3", "--tasks", "5"]) == 0
     assert "rl2 after 3 pulls:" in capsys.readouterr().out
+    assert main(["explore", str(path), "-o", str(out), "--tasks", "10"]) == 0  # the learner from its checkpoint
+    record = json.loads((out / "exploration.json").read_text())
+    assert set(record["agents"]) == {"rl2", "random"} and len(record["agents"]["rl2"]["first_try"]) == 1
     assert main(["adapt", str(path), "-o", str(tmp_path / "empty"), "--agent", "rl2", "--budget", "3"]) == 2
     assert "no checkpoint directory" in capsys.readouterr().err
 
