@@ -88,7 +88,7 @@ def explore_scenario(scenario, out_dir: str | Path, *, agents: Sequence[str] | N
     record every pull and write ``out_dir/exploration.json`` with :func:`bandit_exploration` per agent."""
     from metarl_apps.core.agent import check_budget
     from metarl_apps.evaluation.runner import compile_rollout
-    from metarl_apps.scenario.runner import _checkpoint_dir, _select, make_agent
+    from metarl_apps.scenario.runner import _select, checkpoint_dir, make_agent
 
     dist = scenario.make_distribution()
     if dist.family != FAMILY:
@@ -104,7 +104,7 @@ def explore_scenario(scenario, out_dir: str | Path, *, agents: Sequence[str] | N
     for spec in _select(scenario, list(agents) if agents else None):
         agent = make_agent(spec)
         if spec.kind == "algorithm":
-            agent.restore(str(_checkpoint_dir(out, spec.name, 0)), dist)
+            agent.restore(str(checkpoint_dir(out, spec.name, 0)), dist)
         else:
             agent.fit(dist, [], seed=0)
         policy = agent.policy_for(dist, tasks, seed=0, budget=pulls)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from metarl_apps.core.config_fields import check_fields, config_error
 
@@ -222,7 +223,7 @@ class RL2Config:
                 if key not in phase:
                     continue
                 v = phase[key]
-                ok = (not isinstance(v, bool) and isinstance(v, (int, float)) and
+                ok = (not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and
                       (v > low if low_open else v >= low) and (high is None or v <= high))
                 if not ok:
                     bounds = f"{'(' if low_open else '['}{low:g}, " + ("inf)" if high is None else f"{high:g}]")
