@@ -446,7 +446,8 @@ class _BetaPriorBaseline(_BanditBaseline):
     """A bandit baseline with a ``Beta(alpha, beta)`` prior per arm (``Beta(1, 1)`` is the family's prior)."""
 
     defaults = {"alpha": 1.0, "beta": 1.0}
-    #: a :class:`BanditPolicy` taking ``(dist, seed, alpha, beta)``; set by each subclass
+    #: a :class:`BanditPolicy` taking ``(dist, seed, alpha, beta)`` and, as keywords, the subclass's other
+    #: config keys; set by each subclass
     policy_class: type
 
     def _validate(self):
@@ -454,7 +455,8 @@ class _BetaPriorBaseline(_BanditBaseline):
             self.config[key] = check_number(type(self).__name__, key, self.config[key], 0.0, low_open=True)
 
     def _make_policy(self, dist, tasks, seed):
-        return self.policy_class(dist, seed, self.config["alpha"], self.config["beta"])
+        extra = {k: v for k, v in self.config.items() if k not in ("alpha", "beta")}  # subclasses' own keys
+        return self.policy_class(dist, seed, self.config["alpha"], self.config["beta"], **extra)
 
 
 class ThompsonBaseline(_BetaPriorBaseline):
@@ -475,10 +477,6 @@ class GittinsBaseline(_BetaPriorBaseline):
     def _validate(self):
         super()._validate()
         self.config["discount"] = check_number(type(self).__name__, "discount", self.config["discount"], 0.0, 1.0)
-
-    def _make_policy(self, dist, tasks, seed):
-        c = self.config
-        return GittinsPolicy(dist, seed, c["alpha"], c["beta"], discount=c["discount"])
 
 
 class BayesOptimalBaseline(_BanditBaseline):

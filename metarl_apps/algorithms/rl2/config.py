@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from metarl_apps.core.config_fields import check_fields, config_error
+from metarl_apps.core.config_fields import KINDS, check_fields, config_error
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,15 +219,10 @@ class RL2Config:
                 fail("phases", f"{where}: start {start} must be greater than the previous phase's ({last})")
             if len(phase) == 1:
                 fail("phases", f"{where}: sets nothing; give any of {', '.join(PHASE_SETTINGS)}")
-            for key, (low, low_open, high) in PHASE_SETTINGS.items():
-                if key not in phase:
-                    continue
-                v = phase[key]
-                ok = (not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and
-                      (v > low if low_open else v >= low) and (high is None or v <= high))
-                if not ok:
-                    bounds = f"{'(' if low_open else '['}{low:g}, " + ("inf)" if high is None else f"{high:g}]")
-                    fail("phases", f"{where}: {key}={v!r} must be a number in {bounds}")
+            for key, kind in PHASE_SETTINGS.items():
+                test, rule = KINDS[kind]  # the same rule as the top-level field of that name
+                if key in phase and not (test(phase[key]) and math.isfinite(phase[key])):
+                    fail("phases", f"{where}: {key}={phase[key]!r} {rule} (and finite)")
             out.append({k: (int(v) if k == "start" else float(v)) for k, v in phase.items()})
             last = start
         object.__setattr__(self, "phases", tuple(out))
@@ -242,6 +237,5 @@ class RL2Config:
         return value
 
 
-#: settings a phase may set: (lower bound, lower bound excluded, upper bound or None)
-PHASE_SETTINGS = {"learning_rate": (0.0, True, None), "entropy_coef": (0.0, False, None),
-                  "discount": (0.0, False, 1.0), "gae_lambda": (0.0, False, 1.0)}
+#: settings a phase may set, with their rule kind (``config_fields.KINDS``, as the top-level fields)
+PHASE_SETTINGS = {"learning_rate": "pos_num", "entropy_coef": "nonneg_num", "discount": "unit", "gae_lambda": "unit"}

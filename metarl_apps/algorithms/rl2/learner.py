@@ -116,11 +116,10 @@ class RL2(MetaLearner):
         self._prior_baseline.fit(dist, pool, seed)
         self.net.prior.assign_from(self._prior_baseline.model)
 
-    def _scheduled(self, iteration: int, start: float, final: float | None, iterations: int,
-                   name: str | None = None) -> float:
+    def _scheduled(self, iteration: int, start: float, final: float | None, iterations: int, name: str) -> float:
         """Linear from ``start`` to ``final`` over ``iterations`` iterations from ``config.anneal_start``;
         ``config.phases`` override ``name`` from their starts."""
-        phased = self.config.phase_setting(name, iteration) if name else None
+        phased = self.config.phase_setting(name, iteration)
         if phased is not None:
             return float(phased)
         if final is None:
@@ -147,8 +146,7 @@ class RL2(MetaLearner):
 
     def gae_lambda_at(self, iteration: int) -> float:
         """The GAE λ used at (0-based) ``iteration`` (constant ``gae_lambda`` unless a phase sets it)."""
-        phased = self.config.phase_setting("gae_lambda", iteration)
-        return float(self.config.gae_lambda if phased is None else phased)
+        return self._scheduled(iteration, self.config.gae_lambda, None, 0, "gae_lambda")
 
     def _checkpoint(self, **extra) -> tf.train.Checkpoint:
         return tf.train.Checkpoint(net=self.net, optimizer=self._optimizer, return_scale=self._return_scale,

@@ -81,10 +81,11 @@ def test_ppo_loss_by_hand():
     ("phases", [{"start": 5}], "phase 0: sets nothing"),
     ("phases", [{"start": 5, "discount": 1.0}, {"start": 5, "gae_lambda": 1.0}],
      "phase 1: start 5 must be greater than the previous phase's \\(5\\)"),
-    ("phases", [{"start": 5, "gae_lambda": 1.5}], r"phase 0: gae_lambda=1.5 must be a number in \[0, 1\]"),
-    ("phases", [{"start": 5, "learning_rate": 0}], r"phase 0: learning_rate=0 must be a number in \(0, inf\)"),
-    ("phases", [{"start": 5, "entropy_coef": True}], "phase 0: entropy_coef=True must be a number"),
-    ("phases", [{"start": 5, "learning_rate": float("inf")}], "phase 0: learning_rate=inf must be a number"),
+    ("phases", [{"start": 5, "gae_lambda": 1.5}], r"phase 0: gae_lambda=1.5 must be in \[0, 1\] \(and finite\)"),
+    ("phases", [{"start": 5, "learning_rate": 0}], r"phase 0: learning_rate=0 must be a positive number"),
+    ("phases", [{"start": 5, "entropy_coef": True}], "phase 0: entropy_coef=True must be a non-negative number"),
+    ("phases", [{"start": 5, "learning_rate": float("inf")}],
+     r"phase 0: learning_rate=inf must be a positive number \(and finite\)"),
 ])
 def test_bad_config_is_a_clear_error(field, value, match):
     with pytest.raises(MetaRLInputError, match=match):
