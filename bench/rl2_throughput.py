@@ -262,11 +262,12 @@ def measure_env(key: str, args) -> dict:
     batch = args.tasks - args.tasks % args.minibatches
     pool = dist.sample(max(4 * batch, 64), "train", SEED)
     config = RL2Config(tasks_per_iteration=batch, epochs=args.epochs, minibatches=args.minibatches,
-                       hidden_size=args.hidden, embed_sizes=(args.embed,))
+                       hidden_size=args.hidden, embed_sizes=(args.embed,), cell=args.cell,
+                       set_keys=args.set_keys, set_normalize_keyed=args.set_keys > 0)
     trial_length = dist.horizon * dist.episodes_per_trial
     steps_per_iter = batch * trial_length
     print(f"[{key}] {family} {params}: B={batch}, trial length {trial_length}, {args.iterations} iterations x "
-          f"{args.repeats} repeats, {args.epochs} epochs", flush=True)
+          f"{args.repeats} repeats, {args.epochs} epochs, our memory {_memory(args)}", flush=True)
 
     ours, learner = make_ours(dist, pool, batch, config)
     runners = [ours, make_peer(dist, pool, batch, config), make_ceiling(dist, pool, batch, learner.net)]
@@ -285,6 +286,7 @@ def measure_env(key: str, args) -> dict:
     paired_fraction = float(np.median(np.divide(runners[2].samples, ours.samples)))
     row = {
         "env": key, "family": family, "params": params, "tasks": batch, "trial_length": trial_length,
+        "our_memory": _memory(args),
         "iterations": args.iterations, "repeats": args.repeats, "epochs": args.epochs,
         "minibatches": args.minibatches,
         "ours_steps_per_s": rate["ours"],
@@ -308,12 +310,18 @@ def measure_env(key: str, args) -> dict:
     return row
 
 
+def _memory(args) -> str:
+    """Our memory as the table prints it: ``lstm``, ``gru``, ``set`` or ``set(keys=K)``."""
+    return f"set(keys={args.set_keys})" if args.cell == "set" and args.set_keys else args.cell
+
+
 def _fmt_table(rows: list[dict]) -> str:
-    head = ("env", "B x T", "ours steps/s", "tf-agents steps/s", "ours/tf-agents (paired)", "ceiling steps/s",
-            "ours/ceiling (paired)")
+    head = ("env", "our memory", "B x T", "ours steps/s", "tf-agents steps/s", "ours/tf-agents (paired)",
+            "ceiling steps/s", "ours/ceiling (paired)")
     lines = [head]
     for r in rows:
-        lines.append((r["env"], f"{r['tasks']} x {r['trial_length']}", f"{r['ours_steps_per_s']:,.0f}",
+        lines.append((r["env"], r["our_memory"], f"{r['tasks']} x {r['trial_length']}",
+                      f"{r['ours_steps_per_s']:,.0f}",
                       f"{r['tf_agents_steps_per_s']:,.0f}",
                       f"{r['ratio_ours_over_tf_agents']:.1f}x ({r['ratio_paired_median']:.1f}x)",
                       f"{r['ceiling_steps_per_s']:,.0f}",
@@ -337,6 +345,12 @@ def parse_args(argv=None):
     p.add_argument("--envs", default=None,
                    help="comma list of: " + ",".join(ENVS) + " (default: all; bandits only with --quick)")
     p.add_argument("--hidden", type=int, default=128, help="LSTM units (both agents)")
+    p.add_argument("--cell", choices=("lstm", "gru", "set"), default="lstm",
+                   help="OUR memory (RL2Config.cell; default lstm, the like-for-like comparison); tf-agents' "
+                        "peer always uses its LSTM of --hidden units. 'set' is the transition-set memory "
+                        "of the MDP scenario (one cumsum over time, no sequential loop)")
+    p.add_argument("--set-keys", dest="set_keys", type=int, default=0,
+                   help="with --cell set: keyed reads with this many buckets, normalised (the MDP scenario: 16)")
     p.add_argument("--embed", type=int, default=64, help="embedding layer units (both agents)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: the whole script runs in < 1 minute")
     p.add_argument("--api-check", dest="api_check", action=argparse.BooleanOptionalAction, default=None,
@@ -355,6 +369,8 @@ def parse_args(argv=None):
     for k in ("tasks", "iterations", "epochs", "minibatches", "repeats", "hidden", "embed"):
         if getattr(args, k) < 1:
             p.error(f"--{k} must be a positive integer")
+    if args.set_keys < 0 or (args.set_keys and args.cell != "set"):
+        p.error("--set-keys must be >= 0 and needs --cell set")
     if args.tasks < args.minibatches:
         p.error("--tasks must be at least --minibatches")
     args.envs = [e.strip() for e in args.envs.split(",") if e.strip()]
@@ -411,7 +427,8 @@ def main(argv=None) -> int:
                       f"best block kept; steps/s = B x trial_length x iterations / block wall time; "
                       "*_paired_median: median over repeats of the per-repeat time ratio (same load)",
         },
-        "network": {"embed_sizes": [args.embed], "lstm": args.hidden},
+        "network": {"embed_sizes": [args.embed], "lstm": args.hidden, "ours_cell": args.cell,
+                    "ours_set_keys": args.set_keys},
         "targets": {"ratio_ours_over_tf_agents": TARGET_RATIO, "fraction_of_ceiling": TARGET_FRACTION},
         "quick": args.quick,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__,

@@ -12,12 +12,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_quick(module: str, tmp_path) -> tuple[dict, str]:
-    """``python -m module --quick --json PATH`` from the project root: ``(its JSON, its stdout)``; a non-zero
-    exit fails the test with the end of its stderr."""
+def run_quick(module: str, tmp_path, *extra: str) -> tuple[dict, str]:
+    """``python -m module --quick --json PATH [extra...]`` from the project root: ``(its JSON, its stdout)``; a
+    non-zero exit fails the test with the end of its stderr."""
     out = tmp_path / "bench.json"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-m", module, "--quick", "--json", str(out)], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", module, "--quick", "--json", str(out), *extra], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(out.read_text()), proc.stdout
@@ -30,6 +30,24 @@ def test_benchmark_quick_mode_writes_json(module, key, tmp_path):
     assert rows and all(isinstance(r, dict) for r in rows)
     rates = [v for r in rows for k, v in r.items() if k.endswith("steps_per_s")]
     assert rates and all(v > 0 for v in rates)
+
+
+def test_rl2_throughput_measures_the_set_memory_against_tf_agents_lstm(tmp_path):
+    data, stdout = run_quick("bench.rl2_throughput", tmp_path, "--cell", "set", "--set-keys", "4", "--envs", "mdp")
+    (row,) = data["results"]
+    assert row["env"] == "mdp" and row["our_memory"] == "set(keys=4)"
+    assert data["network"]["ours_cell"] == "set" and data["network"]["ours_set_keys"] == 4
+    assert row["ours_steps_per_s"] > 0 and row["tf_agents_steps_per_s"] > 0
+    assert "our memory set(keys=4)" in stdout
+
+
+@pytest.mark.parametrize("argv", [["--set-keys", "4"], ["--cell", "set", "--set-keys", "-1"], ["--cell", "xyz"]])
+def test_rl2_throughput_refuses_bad_memory_flags(argv):
+    from bench.rl2_throughput import parse_args
+
+    with pytest.raises(SystemExit) as err:
+        parse_args(argv)
+    assert err.value.code == 2
 
 
 def test_maml_step_quick_mode_writes_json(tmp_path):
