@@ -266,8 +266,9 @@ def measure_env(key: str, args) -> dict:
                        set_keys=args.set_keys, set_normalize_keyed=args.set_keys > 0)
     trial_length = dist.horizon * dist.episodes_per_trial
     steps_per_iter = batch * trial_length
+    memory = _memory(args)
     print(f"[{key}] {family} {params}: B={batch}, trial length {trial_length}, {args.iterations} iterations x "
-          f"{args.repeats} repeats, {args.epochs} epochs, our memory {_memory(args)}", flush=True)
+          f"{args.repeats} repeats, {args.epochs} epochs, our memory {memory}", flush=True)
 
     ours, learner = make_ours(dist, pool, batch, config)
     runners = [ours, make_peer(dist, pool, batch, config), make_ceiling(dist, pool, batch, learner.net)]
@@ -286,7 +287,7 @@ def measure_env(key: str, args) -> dict:
     paired_fraction = float(np.median(np.divide(runners[2].samples, ours.samples)))
     row = {
         "env": key, "family": family, "params": params, "tasks": batch, "trial_length": trial_length,
-        "our_memory": _memory(args),
+        "our_memory": memory,
         "iterations": args.iterations, "repeats": args.repeats, "epochs": args.epochs,
         "minibatches": args.minibatches,
         "ours_steps_per_s": rate["ours"],
@@ -311,8 +312,9 @@ def measure_env(key: str, args) -> dict:
 
 
 def _memory(args) -> str:
-    """Our memory as the table prints it: ``lstm``, ``gru``, ``set`` or ``set(keys=K)``."""
-    return f"set(keys={args.set_keys})" if args.cell == "set" and args.set_keys else args.cell
+    """Our memory as the table prints it: ``lstm``, ``gru``, ``set`` or ``set(keys=K)`` (``parse_args`` allows
+    ``--set-keys`` only with ``--cell set``)."""
+    return f"set(keys={args.set_keys})" if args.set_keys else args.cell
 
 
 def _fmt_table(rows: list[dict]) -> str:
