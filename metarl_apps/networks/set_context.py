@@ -36,6 +36,25 @@ from tf_agents.specs import tensor_spec
 from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.networks.memory import zero_state
 
+#: trials up to this length sum by the triangular matmul (its cost grows as T^2, the scan's as T)
+MATMUL_SUM_MAX_T = 256
+
+
+def running_sum(f: tf.Tensor) -> tf.Tensor:
+    """``tf.cumsum(f, axis=1)`` for ``f [B, T, H]``: ``f`` itself when ``T == 1`` (a step); for a static
+    ``T <= MATMUL_SUM_MAX_T`` one ``[T, T]`` lower-triangular matmul over ``[T, B*H]`` (on CPU, TF's scan kernel
+    along a middle axis is ~3x slower than this matmul forward and ~2.4x slower backward at ``[256, 100, 128]``;
+    see bench/README.md); ``tf.cumsum`` otherwise."""
+    t_len = f.shape[1]
+    if t_len == 1:
+        return f
+    if t_len is None or t_len > MATMUL_SUM_MAX_T:
+        return tf.cumsum(f, axis=1)
+    lower = tf.linalg.band_part(tf.ones([t_len, t_len], f.dtype), -1, 0)  # [t, j] = 1 for j <= t
+    rows = tf.reshape(tf.transpose(f, [1, 0, 2]), [t_len, -1])  # [T, B*H]
+    sums = tf.reshape(tf.matmul(lower, rows), tf.stack([t_len, tf.shape(f)[0], tf.shape(f)[2]]))
+    return tf.transpose(sums, [1, 0, 2])
+
 
 class TransitionSetContext(tf.Module):
     """``phi`` = dense ReLU layers ``(*hidden_sizes, output_size)`` over ``[x_{t-1}, x_t]`` (``2 * input_size``)."""
@@ -78,36 +97,70 @@ class TransitionSetContext(tf.Module):
     def initial_state(self, batch_size) -> list[tf.Tensor]:
         return zero_state(self.state_spec, batch_size)
 
+    def _phi_of(self, e: tf.Tensor) -> tf.Tensor:
+        for layer in self._phi:
+            e = layer(e)
+        return e
+
+    def _split_memory(self, flat: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor | None]:
+        """The carried keyed memory ``[B, keys * width]`` -> ``([B, keys, H] memory, [B, keys] mass or None)``."""
+        memory = tf.reshape(flat, [-1, self.keys, self._memory_width])
+        if not self.normalize_keyed:
+            return memory, None
+        return memory[..., :self.output_size], memory[..., self.output_size]
+
+    def _join_memory(self, memory: tf.Tensor, mass: tf.Tensor | None) -> tf.Tensor:
+        if mass is not None:
+            memory = tf.concat([memory, mass[..., None]], -1)
+        return tf.reshape(memory, [-1, self.keys * self._memory_width])
+
+    def _keyed_reads(self, keyed: tf.Tensor, mass_read: tf.Tensor | None) -> list[tf.Tensor]:
+        scale = float(self.trial_length)
+        return [keyed / scale] + ([keyed / (1.0 + mass_read)] if mass_read is not None else [])
+
     def unroll(self, x: tf.Tensor, state) -> tuple[tf.Tensor, list[tf.Tensor]]:
         """``x [B, T, D]`` from ``state`` -> ``(readout [B, T, readout_size], final state)``."""
         total, count, prev = state[:3]
         e = tf.concat([tf.concat([prev[:, None], x[:, :-1]], 1), x], -1)  # transitions (x_{t-1}, x_t)
-        f = e
-        for layer in self._phi:
-            f = layer(f)
-        sums = total[:, None] + tf.cumsum(f, axis=1)
+        f = self._phi_of(e)
+        sums = total[:, None] + running_sum(f)
         counts = count[:, None] + tf.cast(tf.range(1, tf.shape(x)[1] + 1), tf.float32)[None, :, None]
         scale = float(self.trial_length)
         readout = [x, sums / counts, sums / scale]
         final = [sums[:, -1], counts[:, -1], x[:, -1]]
         if self.keys:  # causal linear attention: sum_{j<=t} (kappa_t . psi_j) phi_j, plus the carried memory
-            memory0 = tf.reshape(state[3], [-1, self.keys, self._memory_width])
+            memory0, mass0 = self._split_memory(state[3])
             write, read = self._write_key(e), self._read_key(x)  # [B, T, K]
             t_len = tf.shape(x)[1]
             causal = tf.linalg.band_part(tf.ones([t_len, t_len]), -1, 0)  # [t, j] = 1 for j <= t
             weights = tf.einsum("btk,bjk->btj", read, write) * causal
-            v = tf.concat([f, tf.ones_like(f[..., :1])], -1) if self.normalize_keyed else f
-            keyed = tf.einsum("btj,bjh->bth", weights, v) + tf.einsum("btk,bkh->bth", read, memory0)
-            if self.normalize_keyed:  # split off the mass
-                keyed, mass = keyed[..., :-1], keyed[..., -1:]
-                readout += [keyed / scale, keyed / (1.0 + mass)]
-            else:
-                readout.append(keyed / scale)
-            memory = memory0 + tf.einsum("btk,bth->bkh", write, v)
-            final.append(tf.reshape(memory, [-1, self.keys * self._memory_width]))
+            keyed = tf.einsum("btj,bjh->bth", weights, f) + tf.einsum("btk,bkh->bth", read, memory0)
+            mass_read = mass = None
+            if self.normalize_keyed:  # the mass read: sum_{j<=t} kappa_t . psi_j, plus the carried mass's
+                mass_read = tf.reduce_sum(weights, -1, keepdims=True) + tf.einsum("btk,bk->bt", read, mass0)[..., None]
+                mass = mass0 + tf.reduce_sum(write, 1)
+            readout += self._keyed_reads(keyed, mass_read)
+            final.append(self._join_memory(memory0 + tf.einsum("btk,bth->bkh", write, f), mass))
         return tf.concat(readout, -1), final
 
     def step(self, x: tf.Tensor, state) -> tuple[tf.Tensor, list[tf.Tensor]]:
-        """``x [B, D]`` -> ``(readout [B, readout_size], new state)``."""
-        readout, new_state = self.unroll(x[:, None], state)
-        return readout[:, 0], new_state
+        """``x [B, D]`` -> ``(readout [B, readout_size], new state)``: :meth:`unroll` of one step, written out
+        (the memory updated by this transition, then read) because the rollout calls it once per step."""
+        total, count, prev = state[:3]
+        e = tf.concat([prev, x], -1)
+        f = self._phi_of(e)
+        sums, counts = total + f, count + 1.0
+        readout = [x, sums / counts, sums / float(self.trial_length)]
+        new_state = [sums, counts, x]
+        if self.keys:
+            memory, mass = self._split_memory(state[3])
+            write, read = self._write_key(e), self._read_key(x)  # [B, K]
+            memory = memory + write[:, :, None] * f[:, None, :]
+            keyed = tf.einsum("bk,bkh->bh", read, memory)
+            mass_read = None
+            if mass is not None:
+                mass = mass + write
+                mass_read = tf.reduce_sum(read * mass, -1, keepdims=True)
+            readout += self._keyed_reads(keyed, mass_read)
+            new_state.append(self._join_memory(memory, mass))
+        return tf.concat(readout, -1), new_state

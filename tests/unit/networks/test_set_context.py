@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from metarl_apps.core.errors import MetaRLInputError
-from metarl_apps.networks.set_context import TransitionSetContext
+from metarl_apps.networks.set_context import MATMUL_SUM_MAX_T, TransitionSetContext, running_sum
 
 D, H, K, T = 5, 6, 3, 7
 
@@ -76,9 +76,9 @@ def test_normalised_keyed_read_is_the_bucket_mean_by_explicit_loops():
         TransitionSetContext(D, H, (8,), trial_length=10, keys=0, normalize_keyed=True)
 
 
-@pytest.mark.parametrize("normalize_keyed", [False, True])
-def test_chunks_with_carried_state_equal_one_unroll_and_steps(normalize_keyed):
-    ctx = _context(normalize_keyed=normalize_keyed)
+@pytest.mark.parametrize(("keys", "normalize_keyed"), [(0, False), (K, False), (K, True)])
+def test_chunks_with_carried_state_equal_one_unroll_and_steps(keys, normalize_keyed):
+    ctx = _context(keys=keys, normalize_keyed=normalize_keyed)
     x = tf.random.stateless_normal([2, T, D], seed=[7, 8])
     whole, _ = ctx.unroll(x, ctx.initial_state(2))
     first, state = ctx.unroll(x[:, :3], ctx.initial_state(2))
@@ -88,6 +88,9 @@ def test_chunks_with_carried_state_equal_one_unroll_and_steps(normalize_keyed):
     for t in range(T):
         out, state = ctx.step(x[:, t], state)
         np.testing.assert_allclose(out.numpy(), whole[:, t].numpy(), rtol=1e-4, atol=1e-5)
+    _, unrolled = ctx.unroll(x, ctx.initial_state(2))  # the stepped state is the unrolled one
+    for a, b in zip(state, unrolled, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_memory_is_the_same_for_any_order_of_the_same_transitions():
@@ -100,3 +103,18 @@ def test_memory_is_the_same_for_any_order_of_the_same_transitions():
         np.testing.assert_allclose(s1.numpy(), s2.numpy(), rtol=1e-5, atol=1e-6)
     plain = _context(keys=0)
     assert plain.readout_size == D + 2 * H and len(plain.state_spec) == 3
+
+
+@pytest.mark.parametrize("t_len", [1, 2, 7, 100, MATMUL_SUM_MAX_T + 44])
+def test_running_sum_is_cumsum_over_time_for_every_path(t_len):
+    f = tf.random.stateless_normal([3, t_len, 4], seed=[1, t_len])
+    want = np.cumsum(f.numpy(), axis=1)
+    np.testing.assert_allclose(running_sum(f).numpy(), want, rtol=1e-4, atol=1e-4)
+    dynamic = tf.function(running_sum, input_signature=[tf.TensorSpec([None, None, 4], tf.float32)])
+    np.testing.assert_allclose(dynamic(f).numpy(), want, rtol=1e-4, atol=1e-4)
+    with tf.GradientTape() as tape:  # the gradient of sum(w * cumsum(f)) is the reverse cumsum of w
+        tape.watch(f)
+        w = tf.random.stateless_normal(f.shape, seed=[2, t_len])
+        loss = tf.reduce_sum(w * running_sum(f))
+    grad = np.flip(np.cumsum(np.flip(w.numpy(), 1), axis=1), 1)
+    np.testing.assert_allclose(tape.gradient(loss, f).numpy(), grad, rtol=1e-4, atol=1e-4)
