@@ -38,22 +38,40 @@ from metarl_apps.networks.memory import zero_state
 
 #: trials up to this length sum by the triangular matmul (its cost grows as T^2, the scan's as T)
 MATMUL_SUM_MAX_T = 256
+#: inputs at least this wide go through ``phi``'s first layer (and the write key) by :func:`dense_on_transitions`
+SHIFTED_MIN_INPUT = 64
 
 
 def running_sum(f: tf.Tensor) -> tf.Tensor:
     """``tf.cumsum(f, axis=1)`` for ``f [B, T, H]``: ``f`` itself when ``T == 1`` (a step); for a static
-    ``T <= MATMUL_SUM_MAX_T`` one ``[T, T]`` lower-triangular matmul over ``[T, B*H]`` (on CPU, TF's scan kernel
-    along a middle axis is ~3x slower than this matmul forward and ~2.4x slower backward at ``[256, 100, 128]``;
-    see bench/README.md); ``tf.cumsum`` otherwise."""
+    ``T <= MATMUL_SUM_MAX_T`` the ``[T, T]`` lower-triangular matrix times ``f`` (one batched matmul, the matrix
+    broadcast over B; on CPU TF's scan kernel along a middle axis is 2.5-5x slower forward and backward at
+    ``[64, 10..100, 128]``, see bench/README.md); ``tf.cumsum`` otherwise."""
     t_len = f.shape[1]
     if t_len == 1:
         return f
     if t_len is None or t_len > MATMUL_SUM_MAX_T:
         return tf.cumsum(f, axis=1)
-    lower = tf.linalg.band_part(tf.ones([t_len, t_len], f.dtype), -1, 0)  # [t, j] = 1 for j <= t
-    rows = tf.reshape(tf.transpose(f, [1, 0, 2]), [t_len, -1])  # [T, B*H]
-    sums = tf.reshape(tf.matmul(lower, rows), tf.stack([t_len, tf.shape(f)[0], tf.shape(f)[2]]))
-    return tf.transpose(sums, [1, 0, 2])
+    return tf.matmul(tf.linalg.band_part(tf.ones([t_len, t_len], f.dtype), -1, 0), f)  # [t, j] = 1 for j <= t
+
+
+def dense_on_transitions(layer: tf.keras.layers.Dense, prev: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
+    """``layer`` on the transitions ``[x_{t-1}, x_t]`` of ``x [B, T, D]`` (``x_{-1} = prev [B, D]``) without
+    building them: the kernel's first D rows act on ``x`` once and the result is shifted by one step, so the
+    ``[B, T, 2D]`` transitions are never materialised and their half of the matmul is done once per step
+    instead of twice. Faster for wide inputs (recsys, D = 308: ~6-10 % of a set-memory PPO iteration), not for
+    narrow ones (D = 17: one more matmul and a concat per layer cost more than they save), hence
+    ``SHIFTED_MIN_INPUT``."""
+    d = int(x.shape[-1])
+    if not layer.built:
+        layer.build(tf.TensorShape([None, 2 * d]))
+    kernel = tf.cast(layer.kernel, x.dtype)
+    left = tf.matmul(x[:, :-1], kernel[:d])  # x_{t-1} W_prev for t >= 1
+    first = tf.matmul(prev, kernel[:d])[:, None]
+    out = tf.concat([first, left], 1) + tf.matmul(x, kernel[d:])
+    if layer.use_bias:
+        out = out + tf.cast(layer.bias, out.dtype)
+    return layer.activation(out)
 
 
 class TransitionSetContext(tf.Module):
@@ -97,10 +115,17 @@ class TransitionSetContext(tf.Module):
     def initial_state(self, batch_size) -> list[tf.Tensor]:
         return zero_state(self.state_spec, batch_size)
 
-    def _phi_of(self, e: tf.Tensor) -> tf.Tensor:
-        for layer in self._phi:
-            e = layer(e)
-        return e
+    def _on_transitions(self, layer: tf.keras.layers.Dense, prev: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
+        """``layer`` on the transitions ``[x_{t-1}, x_t]`` of ``x [B, T, D]`` (``x_{-1} = prev``)."""
+        if self.input_size >= SHIFTED_MIN_INPUT:
+            return dense_on_transitions(layer, prev, x)
+        return layer(tf.concat([tf.concat([prev[:, None], x[:, :-1]], 1), x], -1))
+
+    def _phi_of(self, first: tf.Tensor) -> tf.Tensor:
+        """The rest of ``phi`` after its first layer's output ``first``."""
+        for layer in self._phi[1:]:
+            first = layer(first)
+        return first
 
     def _split_memory(self, flat: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor | None]:
         """The carried keyed memory ``[B, keys * width]`` -> ``([B, keys, H] memory, [B, keys] mass or None)``."""
@@ -121,8 +146,7 @@ class TransitionSetContext(tf.Module):
     def unroll(self, x: tf.Tensor, state) -> tuple[tf.Tensor, list[tf.Tensor]]:
         """``x [B, T, D]`` from ``state`` -> ``(readout [B, T, readout_size], final state)``."""
         total, count, prev = state[:3]
-        e = tf.concat([tf.concat([prev[:, None], x[:, :-1]], 1), x], -1)  # transitions (x_{t-1}, x_t)
-        f = self._phi_of(e)
+        f = self._phi_of(self._on_transitions(self._phi[0], prev, x))
         sums = total[:, None] + running_sum(f)
         counts = count[:, None] + tf.cast(tf.range(1, tf.shape(x)[1] + 1), tf.float32)[None, :, None]
         scale = float(self.trial_length)
@@ -130,25 +154,25 @@ class TransitionSetContext(tf.Module):
         final = [sums[:, -1], counts[:, -1], x[:, -1]]
         if self.keys:  # causal linear attention: sum_{j<=t} (kappa_t . psi_j) phi_j, plus the carried memory
             memory0, mass0 = self._split_memory(state[3])
-            write, read = self._write_key(e), self._read_key(x)  # [B, T, K]
+            write, read = self._on_transitions(self._write_key, prev, x), self._read_key(x)  # [B, T, K]
             t_len = tf.shape(x)[1]
             causal = tf.linalg.band_part(tf.ones([t_len, t_len]), -1, 0)  # [t, j] = 1 for j <= t
-            weights = tf.einsum("btk,bjk->btj", read, write) * causal
-            keyed = tf.einsum("btj,bjh->bth", weights, f) + tf.einsum("btk,bkh->bth", read, memory0)
+            weights = tf.matmul(read, write, transpose_b=True) * causal  # [B, t, j]
+            keyed = tf.matmul(weights, f) + tf.matmul(read, memory0)
             mass_read = mass = None
             if self.normalize_keyed:  # the mass read: sum_{j<=t} kappa_t . psi_j, plus the carried mass's
-                mass_read = tf.reduce_sum(weights, -1, keepdims=True) + tf.einsum("btk,bk->bt", read, mass0)[..., None]
+                mass_read = tf.reduce_sum(weights, -1, keepdims=True) + tf.matmul(read, mass0[..., None])
                 mass = mass0 + tf.reduce_sum(write, 1)
             readout += self._keyed_reads(keyed, mass_read)
-            final.append(self._join_memory(memory0 + tf.einsum("btk,bth->bkh", write, f), mass))
+            final.append(self._join_memory(memory0 + tf.matmul(write, f, transpose_a=True), mass))
         return tf.concat(readout, -1), final
 
     def step(self, x: tf.Tensor, state) -> tuple[tf.Tensor, list[tf.Tensor]]:
         """``x [B, D]`` -> ``(readout [B, readout_size], new state)``: :meth:`unroll` of one step, written out
         (the memory updated by this transition, then read) because the rollout calls it once per step."""
         total, count, prev = state[:3]
-        e = tf.concat([prev, x], -1)
-        f = self._phi_of(e)
+        e = tf.concat([prev, x], -1)  # one transition: one matmul per layer (a step is overhead-bound)
+        f = self._phi_of(self._phi[0](e))
         sums, counts = total + f, count + 1.0
         readout = [x, sums / counts, sums / float(self.trial_length)]
         new_state = [sums, counts, x]

@@ -6,7 +6,13 @@ import pytest
 import tensorflow as tf
 
 from metarl_apps.core.errors import MetaRLInputError
-from metarl_apps.networks.set_context import MATMUL_SUM_MAX_T, TransitionSetContext, running_sum
+from metarl_apps.networks.set_context import (
+    MATMUL_SUM_MAX_T,
+    SHIFTED_MIN_INPUT,
+    TransitionSetContext,
+    dense_on_transitions,
+    running_sum,
+)
 
 D, H, K, T = 5, 6, 3, 7
 
@@ -118,3 +124,29 @@ def test_running_sum_is_cumsum_over_time_for_every_path(t_len):
         loss = tf.reduce_sum(w * running_sum(f))
     grad = np.flip(np.cumsum(np.flip(w.numpy(), 1), axis=1), 1)
     np.testing.assert_allclose(tape.gradient(loss, f).numpy(), grad, rtol=1e-4, atol=1e-4)
+
+
+
+def test_wide_inputs_take_the_shifted_first_layer_with_the_same_readout_and_gradients():
+    d = SHIFTED_MIN_INPUT  # at this width phi's first layer and the write key act on x once, shifted
+    tf.keras.utils.set_random_seed(2)
+    ctx = TransitionSetContext(d, H, (8,), trial_length=10, keys=K, normalize_keyed=True)
+    x = tf.random.stateless_normal([2, T, d], seed=[9, 10])
+    prev = tf.random.stateless_normal([2, d], seed=[11, 12])
+    layer = ctx._phi[0]
+    with tf.GradientTape(persistent=True) as tape:
+        shifted = dense_on_transitions(layer, prev, x)  # builds the layer for 2 * d inputs
+        e = tf.concat([tf.concat([prev[:, None], x[:, :-1]], 1), x], -1)
+        direct = layer(e)
+    assert layer.kernel.shape == (2 * d, 8)
+    np.testing.assert_allclose(shifted.numpy(), direct.numpy(), rtol=1e-4, atol=1e-5)
+    for a, b in zip(tape.gradient(shifted, layer.trainable_variables), tape.gradient(direct, layer.trainable_variables),
+                    strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+    whole, final = ctx.unroll(x, ctx.initial_state(2))
+    state = ctx.initial_state(2)
+    for t in range(T):  # steps go through the concatenated transition: the same readout
+        out, state = ctx.step(x[:, t], state)
+        np.testing.assert_allclose(out.numpy(), whole[:, t].numpy(), rtol=1e-4, atol=1e-5)
+    for a, b in zip(state, final, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
