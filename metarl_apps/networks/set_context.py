@@ -66,9 +66,9 @@ def dense_on_transitions(layer: tf.keras.layers.Dense, prev: tf.Tensor, x: tf.Te
     if not layer.built:
         layer.build(tf.TensorShape([None, 2 * d]))
     kernel = tf.cast(layer.kernel, x.dtype)
-    left = tf.matmul(x[:, :-1], kernel[:d])  # x_{t-1} W_prev for t >= 1
+    left = tf.tensordot(x[:, :-1], kernel[:d], 1)  # x_{t-1} W_prev for t >= 1
     first = tf.matmul(prev, kernel[:d])[:, None]
-    out = tf.concat([first, left], 1) + tf.matmul(x, kernel[d:])
+    out = tf.concat([first, left], 1) + tf.tensordot(x, kernel[d:], 1)
     if layer.use_bias:
         out = out + tf.cast(layer.bias, out.dtype)
     return layer.activation(out)
