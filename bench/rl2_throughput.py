@@ -263,7 +263,8 @@ def measure_env(key: str, args) -> dict:
     pool = dist.sample(max(4 * batch, 64), "train", SEED)
     config = RL2Config(tasks_per_iteration=batch, epochs=args.epochs, minibatches=args.minibatches,
                        hidden_size=args.hidden, embed_sizes=(args.embed,), cell=args.cell,
-                       set_keys=args.set_keys, set_normalize_keyed=args.set_keys > 0)
+                       set_keys=args.set_keys, set_normalize_keyed=args.set_keys > 0,
+                       compute_dtype=args.compute_dtype)
     trial_length = dist.horizon * dist.episodes_per_trial
     steps_per_iter = batch * trial_length
     memory = _memory(args)
@@ -312,9 +313,10 @@ def measure_env(key: str, args) -> dict:
 
 
 def _memory(args) -> str:
-    """Our memory as the table prints it: ``lstm``, ``gru``, ``set`` or ``set(keys=K)`` (``parse_args`` allows
-    ``--set-keys`` only with ``--cell set``)."""
-    return f"set(keys={args.set_keys})" if args.set_keys else args.cell
+    """Our memory as the table prints it: ``lstm``, ``gru``, ``set`` or ``set(keys=K)``, with `` bf16`` for
+    ``--compute-dtype bfloat16`` (``parse_args`` allows ``--set-keys`` and bfloat16 only with ``--cell set``)."""
+    label = f"set(keys={args.set_keys})" if args.set_keys else args.cell
+    return label + (" bf16" if args.compute_dtype == "bfloat16" else "")
 
 
 def _fmt_table(rows: list[dict]) -> str:
@@ -350,9 +352,12 @@ def parse_args(argv=None):
     p.add_argument("--cell", choices=("lstm", "gru", "set"), default="lstm",
                    help="OUR memory (RL2Config.cell; default lstm, the like-for-like comparison); tf-agents' "
                         "peer always uses its LSTM of --hidden units. 'set' is the transition-set memory "
-                        "of the MDP scenario (one cumsum over time, no sequential loop)")
+                        "of the MDP scenario (a running sum over time, no sequential loop)")
     p.add_argument("--set-keys", dest="set_keys", type=int, default=0,
                    help="with --cell set: keyed reads with this many buckets, normalised (the MDP scenario: 16)")
+    p.add_argument("--compute-dtype", dest="compute_dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="with --cell set: OUR network's RL2Config.compute_dtype (bfloat16 dense layers over float32 "
+                        "weights); tf-agents' peer stays float32")
     p.add_argument("--embed", type=int, default=64, help="embedding layer units (both agents)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: the whole script runs in < 1 minute")
     p.add_argument("--api-check", dest="api_check", action=argparse.BooleanOptionalAction, default=None,
@@ -373,6 +378,8 @@ def parse_args(argv=None):
             p.error(f"--{k} must be a positive integer")
     if args.set_keys < 0 or (args.set_keys and args.cell != "set"):
         p.error("--set-keys must be >= 0 and needs --cell set")
+    if args.compute_dtype == "bfloat16" and args.cell != "set":
+        p.error("--compute-dtype bfloat16 needs --cell set")
     if args.tasks < args.minibatches:
         p.error("--tasks must be at least --minibatches")
     args.envs = [e.strip() for e in args.envs.split(",") if e.strip()]
@@ -430,7 +437,7 @@ def main(argv=None) -> int:
                       "*_paired_median: median over repeats of the per-repeat time ratio (same load)",
         },
         "network": {"embed_sizes": [args.embed], "lstm": args.hidden, "ours_cell": args.cell,
-                    "ours_set_keys": args.set_keys},
+                    "ours_set_keys": args.set_keys, "ours_compute_dtype": args.compute_dtype},
         "targets": {"ratio_ours_over_tf_agents": TARGET_RATIO, "fraction_of_ceiling": TARGET_FRACTION},
         "quick": args.quick,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__,

@@ -29,6 +29,18 @@ from metarl_apps.networks.memory import check_cell, make_rnn, rnn_state_spec, ze
 from metarl_apps.networks.set_context import TransitionSetContext
 
 MASKED_LOGIT = -1e9
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def check_compute_dtype(compute_dtype: str, cell: str) -> str:
+    """``compute_dtype`` if this network can compute in it; a clear error otherwise."""
+    if compute_dtype not in COMPUTE_DTYPES:
+        raise MetaRLInputError(f"compute_dtype={compute_dtype!r}: must be one of "
+                               f"{', '.join(repr(d) for d in COMPUTE_DTYPES)}")
+    if compute_dtype == "bfloat16" and cell != "set":
+        raise MetaRLInputError(f"compute_dtype='bfloat16' is built for cell 'set', not {cell!r} (a Keras LSTM/GRU "
+                               f"is no faster in bfloat16 on CPU: bench/README.md); use compute_dtype 'float32'")
+    return compute_dtype
 
 
 def action_layout(action_spec) -> tuple[tuple[int, ...], int, int]:
@@ -67,7 +79,7 @@ class RecurrentActorCritic(tf.Module):
                  item_hidden: int = 64, trial_length: int = 1, set_keys: int = 0,
                  set_normalize_keyed: bool = False, prior=None, prior_scale: float = 1.0,
                  separate_value: bool = False, head_hidden: int = 0, task_info_size: int = 0,
-                 name: str = "recurrent_actor_critic"):
+                 compute_dtype: str = "float32", name: str = "recurrent_actor_critic"):
         super().__init__(name=name)
         self.observation_spec = observation_spec
         self.action_spec = action_spec
@@ -80,6 +92,9 @@ class RecurrentActorCritic(tf.Module):
                                        f"k <= the number of items ({self.num_values})")
             self.slate_size = self.action_shape[0]
         self.cell_type = cell
+        self.compute_dtype = check_compute_dtype(compute_dtype, cell)
+        # Keras' mixed policy: float32 variables, bfloat16 matmuls; None = the float32 default
+        dense_dtype = "mixed_bfloat16" if self.compute_dtype == "bfloat16" else None
         self.hidden_size = int(hidden_size)
         d = encoded_size(observation_spec)
         self._input_size = d
@@ -88,9 +103,10 @@ class RecurrentActorCritic(tf.Module):
         if check_cell(cell) == "set":
             self._embed = []  # phi of the set memory embeds the transitions
             self._set = TransitionSetContext(d, hidden_size, tuple(embed_sizes), trial_length, keys=set_keys,
-                                             normalize_keyed=set_normalize_keyed)
+                                             normalize_keyed=set_normalize_keyed, dense_dtype=dense_dtype)
             # the readout is linear in the sums; one dense ReLU layer gives the heads a nonlinear memory
-            self._readout = tf.keras.layers.Dense(hidden_size, activation="relu", name="set_readout")
+            self._readout = tf.keras.layers.Dense(hidden_size, activation="relu", name="set_readout",
+                                                  dtype=dense_dtype)
         else:
             self._rnn = make_rnn(cell, hidden_size)
         self.separate_value = bool(separate_value)
@@ -106,25 +122,28 @@ class RecurrentActorCritic(tf.Module):
         #: tabular MDP's reward estimates for the current state) need not happen inside the recurrent cell
         self.head_hidden = int(head_hidden)
         if self.head_hidden:
-            self._policy_hidden = tf.keras.layers.Dense(self.head_hidden, activation="relu", name="policy_hidden")
-            self._value_hidden = tf.keras.layers.Dense(self.head_hidden, activation="relu", name="value_hidden")
+            self._policy_hidden = tf.keras.layers.Dense(self.head_hidden, activation="relu", name="policy_hidden",
+                                                        dtype=dense_dtype)
+            self._value_hidden = tf.keras.layers.Dense(self.head_hidden, activation="relu", name="value_hidden",
+                                                       dtype=dense_dtype)
         self.item_scoring = scoring == "item_features"
         if self.item_scoring:
             item_feature_size(observation_spec.get(OBS) if isinstance(observation_spec, dict) else None,
                               self.num_values, self.action_shape, "RL2")
-            self._item_h = tf.keras.layers.Dense(item_hidden, name="item_memory")
-            self._item_x = tf.keras.layers.Dense(item_hidden, use_bias=False, name="item_features")
+            self._item_h = tf.keras.layers.Dense(item_hidden, name="item_memory", dtype=dense_dtype)
+            self._item_x = tf.keras.layers.Dense(item_hidden, use_bias=False, name="item_features", dtype=dense_dtype)
             n_logits = 1 if self.slate_size else max(1, int(np.prod(self.action_shape or (1,))))
         elif scoring == "per_item":
             n_logits = self.num_values if self.slate_size else int(np.prod(self.action_shape or (1,))) * self.num_values
         else:
             raise MetaRLInputError(f"scoring={scoring!r}: must be 'per_item' or 'item_features'")
         self._policy_head = tf.keras.layers.Dense(
-            n_logits, kernel_initializer=tf.keras.initializers.Orthogonal(0.01), name="policy")
-        self._value_head = tf.keras.layers.Dense(1, name="value")
+            n_logits, kernel_initializer=tf.keras.initializers.Orthogonal(0.01), name="policy", dtype=dense_dtype)
+        self._value_head = tf.keras.layers.Dense(1, name="value", dtype=dense_dtype)
         self.task_info_size = int(task_info_size)
         if self.task_info_size:
-            self._info_hidden = tf.keras.layers.Dense(self.hidden_size, activation="relu", name="value_task_info")
+            self._info_hidden = tf.keras.layers.Dense(self.hidden_size, activation="relu", name="value_task_info",
+                                                      dtype=dense_dtype)
         self.prior = prior
         if prior is not None:
             if len(self.action_shape) != 1:
@@ -170,6 +189,7 @@ class RecurrentActorCritic(tf.Module):
         if self.head_hidden:
             if encoded is None:
                 encoded = encode_observation(observation, self.observation_spec, len(h.shape) - 1)
+            encoded = tf.cast(encoded, h.dtype)
             h_value = self._value_hidden(tf.concat([h_value, encoded], -1))
             h = self._policy_hidden(tf.concat([h, encoded], -1))
         if self.task_info_size:
@@ -177,20 +197,21 @@ class RecurrentActorCritic(tf.Module):
         outer = tf.shape(h)[:-1]
         per_item = [] if self.slate_size else list(self.action_shape)
         if self.item_scoring:  # [..., items, outputs] from the shared scorer -> [..., *slots, items]
-            docs = tf.cast(observation[OBS][DOC_FEATURES], tf.float32)
+            docs = tf.cast(observation[OBS][DOC_FEATURES], h.dtype)
             z = tf.nn.relu(self._item_h(h)[..., None, :] + self._item_x(docs))
             logits = self._policy_head(z)
             logits = tf.squeeze(logits, -1) if not per_item else tf.linalg.matrix_transpose(logits)
         else:
             logits = self._policy_head(h)
             logits = tf.reshape(logits, tf.concat([outer, per_item + [self.num_values]], 0))
+        logits = tf.cast(logits, tf.float32)  # bfloat16 compute: distributions and losses stay float32
         if self.prior is not None:  # [*outer, items], the same for every slot
             q = tf.stop_gradient(self.prior.standardized(observation, len(h.shape) - 1))
             logits = logits + self.prior_scale * (q if self.slate_size else q[..., None, :])
         _, mask = split_action_mask(observation)
         if mask is not None and not self.action_shape:
             logits = tf.where(tf.cast(mask, tf.bool), logits, MASKED_LOGIT)
-        value = tf.squeeze(self._value_head(h_value), -1)
+        value = tf.squeeze(tf.cast(self._value_head(h_value), tf.float32), -1)
         return logits, value
 
     def _task_info(self, task_info: tf.Tensor | None, h_value: tf.Tensor) -> tf.Tensor:

@@ -65,12 +65,13 @@ def dense_on_transitions(layer: tf.keras.layers.Dense, prev: tf.Tensor, x: tf.Te
     d = int(x.shape[-1])
     if not layer.built:
         layer.build(tf.TensorShape([None, 2 * d]))
-    kernel = tf.cast(layer.kernel, x.dtype)
+    dtype = layer.compute_dtype
+    x, prev, kernel = tf.cast(x, dtype), tf.cast(prev, dtype), tf.cast(layer.kernel, dtype)
     left = tf.tensordot(x[:, :-1], kernel[:d], 1)  # x_{t-1} W_prev for t >= 1
     first = tf.matmul(prev, kernel[:d])[:, None]
     out = tf.concat([first, left], 1) + tf.tensordot(x, kernel[d:], 1)
     if layer.use_bias:
-        out = out + tf.cast(layer.bias, out.dtype)
+        out = out + tf.cast(layer.bias, dtype)
     return layer.activation(out)
 
 
@@ -78,12 +79,15 @@ class TransitionSetContext(tf.Module):
     """``phi`` = dense ReLU layers ``(*hidden_sizes, output_size)`` over ``[x_{t-1}, x_t]`` (``2 * input_size``)."""
 
     def __init__(self, input_size: int, output_size: int, hidden_sizes: tuple[int, ...], trial_length: int,
-                 keys: int = 0, normalize_keyed: bool = False, name: str = "set_context"):
+                 keys: int = 0, normalize_keyed: bool = False, dense_dtype: str | None = None,
+                 name: str = "set_context"):
         super().__init__(name=name)
         self.input_size = int(input_size)
         self.output_size = int(output_size)
         self.trial_length = int(trial_length)
-        self._phi = [tf.keras.layers.Dense(n, activation="relu", name=f"phi_{i}")
+        # dense_dtype "mixed_bfloat16": phi computes in bfloat16; its output is cast back, so the sums, the
+        # keys (softmax) and the attention stay float32
+        self._phi = [tf.keras.layers.Dense(n, activation="relu", name=f"phi_{i}", dtype=dense_dtype)
                      for i, n in enumerate((*hidden_sizes, output_size))]
         self.keys = int(keys)
         if self.keys:
@@ -125,7 +129,7 @@ class TransitionSetContext(tf.Module):
         """The rest of ``phi`` after its first layer's output ``first``."""
         for layer in self._phi[1:]:
             first = layer(first)
-        return first
+        return tf.cast(first, tf.float32)
 
     def _split_memory(self, flat: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor | None]:
         """The carried keyed memory ``[B, keys * width]`` -> ``([B, keys, H] memory, [B, keys] mass or None)``."""

@@ -33,15 +33,18 @@ def test_benchmark_quick_mode_writes_json(module, key, tmp_path):
 
 
 def test_rl2_throughput_measures_the_set_memory_against_tf_agents_lstm(tmp_path):
-    data, stdout = run_quick("bench.rl2_throughput", tmp_path, "--cell", "set", "--set-keys", "4", "--envs", "mdp")
+    data, stdout = run_quick("bench.rl2_throughput", tmp_path, "--cell", "set", "--set-keys", "4", "--envs", "mdp",
+                             "--compute-dtype", "bfloat16")
     (row,) = data["results"]
-    assert row["env"] == "mdp" and row["our_memory"] == "set(keys=4)"
+    assert row["env"] == "mdp" and row["our_memory"] == "set(keys=4) bf16"
     assert data["network"]["ours_cell"] == "set" and data["network"]["ours_set_keys"] == 4
+    assert data["network"]["ours_compute_dtype"] == "bfloat16"
     assert row["ours_steps_per_s"] > 0 and row["tf_agents_steps_per_s"] > 0
-    assert "our memory set(keys=4)" in stdout
+    assert "our memory set(keys=4) bf16" in stdout
 
 
-@pytest.mark.parametrize("argv", [["--set-keys", "4"], ["--cell", "set", "--set-keys", "-1"], ["--cell", "xyz"]])
+@pytest.mark.parametrize("argv", [["--set-keys", "4"], ["--cell", "set", "--set-keys", "-1"], ["--cell", "xyz"],
+                                  ["--compute-dtype", "bfloat16"], ["--cell", "set", "--compute-dtype", "float16"]])
 def test_rl2_throughput_refuses_bad_memory_flags(argv):
     from bench.rl2_throughput import parse_args
 

@@ -69,12 +69,14 @@ class RL2(MetaLearner):
             if slate:
                 raise MetaRLInputError(f"RL2: slate=True does not apply to {dist.family!r}, whose learner moves "
                                        f"{agents} agents (one discrete action each)")
-            if c.value_network != "shared" or c.head_hidden or c.set_normalize_keyed or c.privileged_value:
+            if (c.value_network != "shared" or c.head_hidden or c.set_normalize_keyed or c.privileged_value
+                    or c.compute_dtype != "float32"):
                 raise MetaRLInputError(f"RL2: value_network={c.value_network!r}, head_hidden={c.head_hidden}, "
                                        f"set_normalize_keyed={c.set_normalize_keyed}, privileged_value="
-                                       f"{c.privileged_value} are not built for {dist.family!r}, whose learner "
-                                       f"moves {agents} agents with one shared network; use value_network "
-                                       f"'shared', head_hidden 0, set_normalize_keyed false, privileged_value false")
+                                       f"{c.privileged_value}, compute_dtype={c.compute_dtype!r} are not built for "
+                                       f"{dist.family!r}, whose learner moves {agents} agents with one shared "
+                                       f"network; use value_network 'shared', head_hidden 0, set_normalize_keyed "
+                                       f"false, privileged_value false, compute_dtype 'float32'")
             self.net = SharedAgentsActorCritic(dist.observation_spec(), dist.action_spec(), agents, cell=c.cell,
                                                hidden_size=c.hidden_size, embed_sizes=c.embed_sizes,
                                                trial_length=trial_length, set_keys=c.set_keys)
@@ -86,7 +88,8 @@ class RL2(MetaLearner):
                                             scoring=c.scoring, trial_length=trial_length, set_keys=c.set_keys,
                                             set_normalize_keyed=c.set_normalize_keyed, prior=prior,
                                             prior_scale=c.prior_scale, separate_value=c.value_network == "separate",
-                                            head_hidden=c.head_hidden, task_info_size=info_size)
+                                            head_hidden=c.head_hidden, task_info_size=info_size,
+                                            compute_dtype=c.compute_dtype)
         self._optimizer = tf.keras.optimizers.Adam(c.learning_rate)
         self._optimizer.build(self.net.trainable_variables)
         self._return_scale = tf.Variable(1.0, trainable=False, name="return_scale")
