@@ -6,7 +6,7 @@ taken, its reward, the observation reached, the new-episode flag) — goes throu
 is the running sum of ``phi`` over the trial. The readout at step t is ``[x_t, sum / (t + 1), sum / T]``: the
 current input, the mean of ``phi`` over the transitions so far, and their sum scaled by the trial length
 ``T`` (so per-(state, action) visit counts and reward sums are linear in the readout once ``phi`` separates
-the cells). The recurrent state is ``[sum, count, previous x]``; an unroll is one ``cumsum`` over time (no
+the cells). The recurrent state is ``[sum, count, previous x]``; an unroll is one running sum over time (no
 sequential loop), and stepping gives the same readout as unrolling.
 
 Keyed reads (``keys > 0``): linear attention over the same transitions (a fast-weight memory,
