@@ -25,7 +25,7 @@ class RL2Config:
         (transition MLP, readout, heads) compute in bfloat16 while the weights, the optimizer, the running sums,
         the keyed attention and the losses stay float32 (Keras' ``mixed_bfloat16``). 10-18 % faster PPO
         iterations on a CPU with native bfloat16 (AMX / AVX512-BF16; bench/README.md), slower on one without;
-        results differ from float32 at bfloat16 rounding (the learning check is in README.md). Checkpoints
+        results differ from float32 at bfloat16 rounding (learning check: bench/README.md). Checkpoints
         and exported policies hold float32 weights either way.
       hidden_size: recurrent units (``"set"``: output size of the transition MLP).
       embed_sizes: dense ReLU layers before the recurrent cell (``"set"``: the transition MLP's hidden layers).
