@@ -180,15 +180,15 @@ class TransitionSetContext(tf.Module):
         sums, counts = total + f, count + 1.0
         readout = [x, sums / counts, sums / float(self.trial_length)]
         new_state = [sums, counts, x]
-        if self.keys:
-            memory, mass = self._split_memory(state[3])
+        if self.keys:  # on the carried [B, K, width] layout as it is (no gradient flows through a step)
+            memory = tf.reshape(state[3], [-1, self.keys, self._memory_width])
             write, read = self._write_key(e), self._read_key(x)  # [B, K]
-            memory = memory + write[:, :, None] * f[:, None, :]
-            keyed = tf.einsum("bk,bkh->bh", read, memory)
+            v = tf.concat([f, tf.ones_like(f[:, :1])], -1) if self.normalize_keyed else f  # + the mass column
+            memory = memory + write[:, :, None] * v[:, None, :]
+            keyed = tf.matmul(read[:, None], memory)[:, 0]  # [B, width]
             mass_read = None
-            if mass is not None:
-                mass = mass + write
-                mass_read = tf.reduce_sum(read * mass, -1, keepdims=True)
+            if self.normalize_keyed:
+                keyed, mass_read = keyed[:, :self.output_size], keyed[:, self.output_size:]
             readout += self._keyed_reads(keyed, mass_read)
-            new_state.append(self._join_memory(memory, mass))
+            new_state.append(tf.reshape(memory, [-1, self.keys * self._memory_width]))
         return tf.concat(readout, -1), new_state
