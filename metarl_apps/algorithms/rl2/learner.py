@@ -69,14 +69,16 @@ class RL2(MetaLearner):
             if slate:
                 raise MetaRLInputError(f"RL2: slate=True does not apply to {dist.family!r}, whose learner moves "
                                        f"{agents} agents (one discrete action each)")
-            if (c.value_network != "shared" or c.head_hidden or c.set_normalize_keyed or c.privileged_value
-                    or c.compute_dtype != "float32"):
+            if c.value_network != "shared" or c.head_hidden or c.set_normalize_keyed or c.privileged_value:
                 raise MetaRLInputError(f"RL2: value_network={c.value_network!r}, head_hidden={c.head_hidden}, "
                                        f"set_normalize_keyed={c.set_normalize_keyed}, privileged_value="
-                                       f"{c.privileged_value}, compute_dtype={c.compute_dtype!r} are not built for "
-                                       f"{dist.family!r}, whose learner moves {agents} agents with one shared "
-                                       f"network; use value_network 'shared', head_hidden 0, set_normalize_keyed "
-                                       f"false, privileged_value false, compute_dtype 'float32'")
+                                       f"{c.privileged_value} are not built for {dist.family!r}, whose learner "
+                                       f"moves {agents} agents with one shared network; use value_network "
+                                       f"'shared', head_hidden 0, set_normalize_keyed false, privileged_value false")
+            if c.compute_dtype != "float32":
+                raise MetaRLInputError(f"RL2: compute_dtype={c.compute_dtype!r} is not built for {dist.family!r}, "
+                                       f"whose learner moves {agents} agents with one shared network; use "
+                                       f"compute_dtype 'float32'")
             self.net = SharedAgentsActorCritic(dist.observation_spec(), dist.action_spec(), agents, cell=c.cell,
                                                hidden_size=c.hidden_size, embed_sizes=c.embed_sizes,
                                                trial_length=trial_length, set_keys=c.set_keys)

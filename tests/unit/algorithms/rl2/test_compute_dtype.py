@@ -88,5 +88,6 @@ def test_compute_dtype_refusals_name_the_fix():
         RecurrentActorCritic(dist.observation_spec(), dist.action_spec(), cell="lstm", compute_dtype="bfloat16")
     team = GridLevelTasks(size=6, view_size=3, num_hazards=0, permute_actions=True, episodes=2, max_steps=6,
                           num_agents=2, control="all")
-    with pytest.raises(MetaRLInputError, match="compute_dtype='bfloat16' are not built for.*compute_dtype 'float32'"):
+    refusal = "compute_dtype='bfloat16' is not built for 'games.gridlevels'.*use compute_dtype 'float32'"
+    with pytest.raises(MetaRLInputError, match=refusal):
         RL2(**{**TINY, "cell": "set", "compute_dtype": "bfloat16"}).meta_train(team, iterations=1)
