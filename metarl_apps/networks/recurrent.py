@@ -219,7 +219,7 @@ class RecurrentActorCritic(tf.Module):
         outer = tf.shape(h_value)[:-1]
         if task_info is None:
             return tf.zeros(tf.concat([outer, [self.task_info_size]], 0), h_value.dtype)
-        info = tf.convert_to_tensor(task_info, h_value.dtype)
+        info = tf.cast(task_info, h_value.dtype)
         if info.shape.rank != 2 or info.shape[-1] != self.task_info_size:
             raise MetaRLInputError(f"task_info of shape {info.shape}: expected [batch, {self.task_info_size}]")
         for _ in range(len(h_value.shape) - 2):

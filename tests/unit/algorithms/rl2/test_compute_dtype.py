@@ -91,3 +91,18 @@ def test_compute_dtype_refusals_name_the_fix():
     refusal = "compute_dtype='bfloat16' is not built for 'games.gridlevels'.*use compute_dtype 'float32'"
     with pytest.raises(MetaRLInputError, match=refusal):
         RL2(**{**TINY, "cell": "set", "compute_dtype": "bfloat16"}).meta_train(team, iterations=1)
+
+
+@pytest.mark.parametrize("kwargs", [{"scoring": "item_features", "privileged_value": True, "head_hidden": 8},
+                                    {"slate": True, "prior": "global_mlp"}])
+def test_bfloat16_trains_and_adapts_on_recommendation_slates_with_every_head(kwargs):
+    from metarl_apps.core.registry import make_task_distribution
+
+    dist = make_task_distribution("recsys.interest_evolution", interactions=5)
+    learner = RL2(cell="set", compute_dtype="bfloat16", hidden_size=16, embed_sizes=(8,), tasks_per_iteration=8,
+                  minibatches=2, epochs=1, **kwargs)
+    result = learner.meta_train(dist, dist.sample(16, "train"), iterations=2)
+    assert np.isfinite(result.metrics["loss"])
+    tasks = dist.sample(3, "test")
+    actions, _ = play(learner.adapt(tasks, 5), dist, tasks, steps=5)
+    assert actions.shape == (5, 3, 3) and ((actions >= 0) & (actions < 30)).all()
