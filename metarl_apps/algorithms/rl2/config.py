@@ -23,7 +23,7 @@ class RL2Config:
         visited, where the default read, divided by the trial length, is O(visits / trial length)).
       compute_dtype: ``"float32"`` (default) or ``"bfloat16"`` (``"set"`` only): the set memory's dense layers
         (transition MLP, readout, heads) compute in bfloat16 while the weights, the optimizer, the running sums,
-        the keyed attention and the losses stay float32 (Keras' ``mixed_bfloat16``). 10-18 % faster PPO
+        the keyed attention and the losses stay float32 (Keras' ``mixed_bfloat16``). 10-20 % faster PPO
         iterations on a CPU with native bfloat16 (AMX / AVX512-BF16; bench/README.md), slower on one without;
         results differ from float32 at bfloat16 rounding (learning check: bench/README.md). Checkpoints
         and exported policies hold float32 weights either way.
