@@ -42,6 +42,11 @@ MATMUL_SUM_MAX_T = 256
 SHIFTED_MIN_INPUT = 64
 
 
+def lower_triangle(n, dtype=tf.float32) -> tf.Tensor:
+    """``[n, n]`` ones on and below the diagonal: ``[t, j] = 1`` for ``j <= t`` (``n`` static or a tensor)."""
+    return tf.linalg.band_part(tf.ones([n, n], dtype), -1, 0)
+
+
 def running_sum(f: tf.Tensor) -> tf.Tensor:
     """``tf.cumsum(f, axis=1)`` for ``f [B, T, H]``: ``f`` itself when ``T == 1`` (a step); for a static
     ``T <= MATMUL_SUM_MAX_T`` the ``[T, T]`` lower-triangular matrix times ``f`` (one batched matmul, the matrix
@@ -52,7 +57,7 @@ def running_sum(f: tf.Tensor) -> tf.Tensor:
         return f
     if t_len is None or t_len > MATMUL_SUM_MAX_T:
         return tf.cumsum(f, axis=1)
-    return tf.matmul(tf.linalg.band_part(tf.ones([t_len, t_len], f.dtype), -1, 0), f)  # [t, j] = 1 for j <= t
+    return tf.matmul(lower_triangle(t_len, f.dtype), f)
 
 
 def dense_on_transitions(layer: tf.keras.layers.Dense, prev: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
@@ -159,9 +164,7 @@ class TransitionSetContext(tf.Module):
         if self.keys:  # causal linear attention: sum_{j<=t} (kappa_t . psi_j) phi_j, plus the carried memory
             memory0, mass0 = self._split_memory(state[3])
             write, read = self._on_transitions(self._write_key, prev, x), self._read_key(x)  # [B, T, K]
-            t_len = tf.shape(x)[1]
-            causal = tf.linalg.band_part(tf.ones([t_len, t_len]), -1, 0)  # [t, j] = 1 for j <= t
-            weights = tf.matmul(read, write, transpose_b=True) * causal  # [B, t, j]
+            weights = tf.matmul(read, write, transpose_b=True) * lower_triangle(tf.shape(x)[1])  # [B, t, j <= t]
             keyed = tf.matmul(weights, f) + tf.matmul(read, memory0)
             mass_read = mass = None
             if self.normalize_keyed:  # the mass read: sum_{j<=t} kappa_t . psi_j, plus the carried mass's
