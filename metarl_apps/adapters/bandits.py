@@ -99,8 +99,11 @@ class BernoulliBanditEnvironment(TrialEnvironment):
     def _begin_episode(self, counter):
         return tf.zeros([self.batch_size, 1], tf.float32)
 
+    def _expected_reward(self, action, h):
+        return tf.gather(self._means, action, batch_dims=1)
+
     def _transition(self, action, h, counter):
-        p = tf.gather(self._means, action, batch_dims=1)  # [B]
+        p = self._expected_reward(action, h)  # [B]
         u = self.uniform(counter, 1)[:, 0]
         reward = tf.cast(u < p, tf.float32)
         return reward, tf.zeros([self.batch_size, 1], tf.float32)

@@ -147,6 +147,9 @@ class TabularMDPEnvironment(TrialEnvironment):
         self._state.assign(tf.fill([self.batch_size], self._initial_state))
         return tf.one_hot(self._state, self._num_states, dtype=tf.float32)
 
+    def _expected_reward(self, action, h):
+        return tf.gather_nd(self._mu, tf.stack([self._state, action], axis=1), batch_dims=1)
+
     def _transition(self, action, h, counter):
         s = self._state
         sa = tf.stack([s, action], axis=1)

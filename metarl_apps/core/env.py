@@ -128,6 +128,24 @@ class TrialEnvironment(tf_environment.TFEnvironment, abc.ABC):
     def _transition(self, action: tf.Tensor, h: tf.Tensor, counter: tf.Tensor):
         """Apply ``action`` ``[B, ...]`` at inner step ``h``; return ``(reward [B] float32, obs [B, ...])``."""
 
+    def _expected_reward(self, action: tf.Tensor, h: tf.Tensor):
+        """``[B]`` float32 mean of the reward ``_transition(action, h, ...)`` would draw in the rows' current
+        state, given the task (families with stochastic rewards of known mean); ``None`` = not defined."""
+        return None
+
+    @property
+    def supports_expected_reward(self) -> bool:
+        return type(self)._expected_reward is not TrialEnvironment._expected_reward
+
+    def expected_reward(self, action) -> tf.Tensor:
+        """``[B]`` float32: the mean, given each row's task and current state, of the reward the next
+        ``step(action)`` will draw (the draw's noise integrated out). Call it *before* that ``step``, inside a
+        trial. Training-time privileged information (RL²'s ``expected_rewards``); the policy never sees it."""
+        if not self.supports_expected_reward:
+            raise NotImplementedError(f"{type(self).__name__} does not define expected rewards")
+        action = tf.convert_to_tensor(action, dtype=self.action_spec().dtype)
+        return tf.cast(self._expected_reward(action, tf.math.floormod(self._t, self.horizon)), tf.float32)
+
     # ------------------------------------------------------------ re-tasking
     def _key_array(self, task_seeds) -> np.ndarray:
         return np.asarray([rng.task_key("env", s, self._env_seed) for s in task_seeds], dtype=np.uint64)

@@ -40,6 +40,14 @@ class RL2Config:
         (meant to take the task-to-task spread of returns out of the advantages' noise; on k=5, n=100 bandits
         it left the result level: README). Families whose parameters are not real-valued (game levels)
         cannot use it.
+      expected_rewards: the returns and advantages PPO trains on use each step's *expected* reward given the
+        task and the current state and action (the environment's own mean, e.g. a bandit arm's success
+        probability) in place of the drawn reward — a Rao-Blackwellised return, unbiased for the same objective
+        with the reward draws' noise integrated out. The policy still observes the drawn rewards (acting, the
+        memory, evaluation and the exported policy are unchanged); the training metric ``trial_return`` stays
+        the drawn one. Training-time privileged information like ``privileged_value``; families whose
+        environment does not define expected rewards (``TrialEnvironment._expected_reward``: bandits and tabular
+        MDPs do) are refused.
       head_hidden: 0 (default: the policy and value heads are linear in the memory) or the width of one dense
         ReLU layer per head over ``[memory, encoded current observation]``: the heads can then read what the
         memory holds about the current observation (a tabular MDP's estimates for the current state) instead
@@ -113,6 +121,7 @@ class RL2Config:
     embed_sizes: tuple[int, ...] = (64,)
     value_network: str = "shared"
     privileged_value: bool = False
+    expected_rewards: bool = False
     head_hidden: int = 0
     slate: bool | None = False
     scoring: str = "per_item"
@@ -167,7 +176,7 @@ class RL2Config:
             ("head_hidden", "nonneg_int", "must be a non-negative integer (0 = linear heads)"),
             ("embed_sizes", "int_list"),
             ("set_keys", "nonneg_int"),
-            (("set_normalize_keyed", "privileged_value"), "bool"),
+            (("set_normalize_keyed", "privileged_value", "expected_rewards"), "bool"),
             (("learning_rate", "max_grad_norm", "reward_scale"), "pos_num"),
             (("discount", "gae_lambda"), "unit"),
             (("clip_ratio", "entropy_coef", "value_coef"), "nonneg_num"),

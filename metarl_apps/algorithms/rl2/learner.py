@@ -158,11 +158,14 @@ class RL2(MetaLearner):
                                    **extra)
 
     # ------------------------------------------------------ one iteration
-    def _make_rollout(self, env, generator: tf.random.Generator, greedy: bool = False, task_info=None):
+    def _make_rollout(self, env, generator: tf.random.Generator, greedy: bool = False, task_info=None,
+                      expected_rewards: bool = False):
         """``rollout()``: one trial of the current policy in every row of ``env`` (graph-traceable), returning
         ``observations, actions, log_probs, values, rewards`` as ``[B, T, ...]``. Actions are drawn from
         ``generator`` (stateless ops: reproducible), or by the mode with ``greedy`` (as :class:`RL2Policy`).
-        ``task_info`` (``privileged_value``): a ``[B, F]`` variable holding the rows' task features."""
+        ``task_info`` (``privileged_value``): a ``[B, F]`` variable holding the rows' task features.
+        ``expected_rewards``: also return ``[B, T]`` expected rewards (``env.expected_reward`` of each action,
+        taken before its step) after ``rewards``."""
         net = self.net
         batch = env.batch_size
         steps = env.horizon * env.episodes_per_trial
@@ -194,12 +197,15 @@ class RL2(MetaLearner):
             logp_ta = tf.TensorArray(tf.float32, size=steps)
             val_ta = tf.TensorArray(tf.float32, size=steps)
             rew_ta = tf.TensorArray(tf.float32, size=steps)
+            mean_ta = tf.TensorArray(tf.float32, size=steps if expected_rewards else 0)
             for t in tf.range(steps):
                 logits, value, state = net.step(time_step.observation, state, *info)
                 index = sample(logits)
                 logp = action_distribution(logits, action_rank, net.slate_size).log_prob(index)
                 action = tf.cast(index + net.action_min, env.action_spec().dtype)
                 obs_ta = tf.nest.map_structure(lambda ta, x, t=t: ta.write(t, x), obs_ta, time_step.observation)
+                if expected_rewards:  # before the step: the mean of the reward it is about to draw
+                    mean_ta = mean_ta.write(t, env.expected_reward(action))
                 time_step = env.step(action)
                 act_ta = act_ta.write(t, index)
                 logp_ta = logp_ta.write(t, logp)
@@ -211,7 +217,8 @@ class RL2(MetaLearner):
                 return tf.transpose(x, tf.concat([[1, 0], tf.range(2, tf.rank(x))], 0))
 
             observations = tf.nest.map_structure(bt, obs_ta)
-            return observations, bt(act_ta), bt(logp_ta), bt(val_ta), bt(rew_ta)
+            out = (observations, bt(act_ta), bt(logp_ta), bt(val_ta), bt(rew_ta))
+            return out + (bt(mean_ta),) if expected_rewards else out
 
         return rollout
 
@@ -221,7 +228,7 @@ class RL2(MetaLearner):
         optimizer = self._optimizer
         batch = env.batch_size
         action_rank = len(net.action_shape)
-        rollout = self._make_rollout(env, generator, task_info=task_info)
+        rollout = self._make_rollout(env, generator, task_info=task_info, expected_rewards=c.expected_rewards)
 
         return_scale = self._return_scale
         entropy_coef = self._entropy_coef
@@ -260,9 +267,11 @@ class RL2(MetaLearner):
 
         @tf.function
         def iteration():
-            observations, actions, old_logp, values, rewards = rollout()
+            observations, actions, old_logp, values, rewards, *means = rollout()
+            # expected_rewards: train on the rewards' means (Rao-Blackwellised returns), report the drawn ones
+            learn = means[0] if means else rewards
             # The value head predicts returns / return_scale (1 when normalize_values is off).
-            advantages, returns = gae(rewards * c.reward_scale, values * return_scale, discount, gae_lambda)
+            advantages, returns = gae(learn * c.reward_scale, values * return_scale, discount, gae_lambda)
             if c.normalize_values:
                 rms = tf.sqrt(tf.reduce_mean(tf.square(returns)) + 1e-8)
                 return_scale.assign(0.9 * return_scale + 0.1 * rms)
@@ -291,6 +300,9 @@ class RL2(MetaLearner):
         if not getattr(env, "supports_set_tasks", False):
             raise MetaRLInputError(f"RL2: the {dist.family!r} environment does not support set_tasks(), which "
                                    f"meta-training over a population needs")
+        if c.expected_rewards and not getattr(env, "supports_expected_reward", False):
+            raise MetaRLInputError(f"RL2: expected_rewards=true needs an environment that defines each step's "
+                                   f"expected reward, which {dist.family!r} does not; set expected_rewards false")
         generator = tf.random.Generator.from_seed(seed)
         done = tf.Variable(0, dtype=tf.int64, trainable=False)
         selection = self._make_selection(dist, seed, checkpoint_dir) if c.select_every else None
