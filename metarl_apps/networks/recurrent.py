@@ -22,11 +22,11 @@ import numpy as np
 import tensorflow as tf
 from tf_agents.specs import tensor_spec
 
-from metarl_apps.core.env import DOC_FEATURES, OBS
+from metarl_apps.core.env import DOC_FEATURES, OBS, PREV_ACTION
 from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.networks.encoding import encode_observation, encoded_size, item_feature_size, split_action_mask
 from metarl_apps.networks.memory import check_cell, make_rnn, rnn_state_spec, zero_state
-from metarl_apps.networks.set_context import TransitionSetContext
+from metarl_apps.networks.set_context import ActionBuckets, TransitionSetContext
 
 MASKED_LOGIT = -1e9
 COMPUTE_DTYPES = ("float32", "bfloat16")
@@ -79,7 +79,8 @@ class RecurrentActorCritic(tf.Module):
                  item_hidden: int = 64, trial_length: int = 1, set_keys: int = 0,
                  set_normalize_keyed: bool = False, prior=None, prior_scale: float = 1.0,
                  separate_value: bool = False, head_hidden: int = 0, task_info_size: int = 0,
-                 compute_dtype: str = "float32", name: str = "recurrent_actor_critic"):
+                 compute_dtype: str = "float32", set_action_reads: bool = False,
+                 name: str = "recurrent_actor_critic"):
         super().__init__(name=name)
         self.observation_spec = observation_spec
         self.action_spec = action_spec
@@ -100,10 +101,18 @@ class RecurrentActorCritic(tf.Module):
         self._input_size = d
         self._embed = [tf.keras.layers.Dense(n, activation="relu", name=f"embed_{i}")
                        for i, n in enumerate(embed_sizes)]
+        self.action_reads = bool(set_action_reads)
+        if self.action_reads and (cell != "set" or self.action_shape or self.slate_size or scoring != "per_item"):
+            raise MetaRLInputError(f"set_action_reads needs cell 'set', one discrete action per step and scoring "
+                                   f"'per_item' (got cell {cell!r}, action shape {list(self.action_shape)}, scoring "
+                                   f"{scoring!r}); set set_action_reads false")
         if check_cell(cell) == "set":
             self._embed = []  # phi of the set memory embeds the transitions
             self._set = TransitionSetContext(d, hidden_size, tuple(embed_sizes), trial_length, keys=set_keys,
                                              normalize_keyed=set_normalize_keyed, dense_dtype=dense_dtype)
+            if self.action_reads:  # what each input brought, without the action that brought it
+                self._blind_spec = {k: v for k, v in observation_spec.items() if k != PREV_ACTION}
+                self._buckets = ActionBuckets(self.num_values, encoded_size(self._blind_spec), trial_length)
             # the readout is linear in the sums; one dense ReLU layer gives the heads a nonlinear memory
             self._readout = tf.keras.layers.Dense(hidden_size, activation="relu", name="set_readout",
                                                   dtype=dense_dtype)
@@ -140,6 +149,12 @@ class RecurrentActorCritic(tf.Module):
         self._policy_head = tf.keras.layers.Dense(
             n_logits, kernel_initializer=tf.keras.initializers.Orthogonal(0.01), name="policy", dtype=dense_dtype)
         self._value_head = tf.keras.layers.Dense(1, name="value", dtype=dense_dtype)
+        if self.action_reads:  # one scorer shared by the actions over [its own read, the memory]
+            self._action_read = tf.keras.layers.Dense(hidden_size, name="action_read", dtype=dense_dtype)
+            self._action_memory = tf.keras.layers.Dense(hidden_size, use_bias=False, name="action_memory",
+                                                        dtype=dense_dtype)
+            self._action_score = tf.keras.layers.Dense(
+                1, kernel_initializer=tf.keras.initializers.Orthogonal(0.01), name="action_score", dtype=dense_dtype)
         self.task_info_size = int(task_info_size)
         if self.task_info_size:
             self._info_hidden = tf.keras.layers.Dense(self.hidden_size, activation="relu", name="value_task_info",
@@ -157,7 +172,7 @@ class RecurrentActorCritic(tf.Module):
     @property
     def state_spec(self):
         if self.cell_type == "set":
-            return self._set.state_spec
+            return self._set.state_spec + (self._buckets.state_spec if self.action_reads else [])
         return rnn_state_spec(self.cell_type, self.hidden_size) * (2 if self.separate_value else 1)
 
     def initial_state(self, batch_size) -> list[tf.Tensor]:
@@ -181,11 +196,36 @@ class RecurrentActorCritic(tf.Module):
         n = len(state) // 2 if self.separate_value else len(state)
         return state[:n], state[n:]
 
+    def _action_bucket(self, observation) -> tf.Tensor:
+        """One-hot ``[..., num_values]`` of the action each input reports as taken (``set_action_reads``)."""
+        return tf.one_hot(tf.cast(observation[PREV_ACTION], tf.int32) - self.action_min, self.num_values)
+
+    def _set_memory(self, x, state, observation, outer_rank: int):
+        """The set memory's ``step`` (``outer_rank`` 1) or ``unroll`` (2) through the readout layer, and the
+        action buckets' (``set_action_reads``) -> ``(h, new state, each action's read or None)``."""
+        state, n = list(state), len(self._set.state_spec)
+        h, new_state = (self._set.step if outer_rank == 1 else self._set.unroll)(x, state[:n])
+        reads = None
+        if self.action_reads:
+            blind = encode_observation({k: v for k, v in observation.items() if k != PREV_ACTION}, self._blind_spec,
+                                       outer_rank)
+            buckets = self._buckets.step if outer_rank == 1 else self._buckets.unroll
+            reads, bucket_state = buckets(blind, self._action_bucket(observation), state[n:])
+            new_state = list(new_state) + bucket_state
+        return self._readout(h), list(new_state), reads
+
     def _heads(self, h: tf.Tensor, observation, encoded: tf.Tensor | None = None,
-               h_value: tf.Tensor | None = None, task_info: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+               h_value: tf.Tensor | None = None, task_info: tf.Tensor | None = None,
+               action_reads: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
         """Logits and value from the memory ``h`` (``h_value``: the value's own memory) and the observation
-        (``encoded``: its encoding, computed here when not given); ``task_info`` ``[B, F]``: see the class."""
+        (``encoded``: its encoding, computed here when not given); ``task_info`` ``[B, F]``: see the class;
+        ``action_reads`` ``[..., num_values, R]`` (``set_action_reads``): each action's read of the set memory,
+        scored by one shared scorer and added to that action's logit."""
         h_value = h if h_value is None else h_value
+        scores = None
+        if action_reads is not None:  # from the memory before head_hidden: the same input as the policy head's
+            z = tf.nn.relu(self._action_read(action_reads) + self._action_memory(h)[..., None, :])
+            scores = tf.cast(tf.squeeze(self._action_score(z), -1), tf.float32)
         if self.head_hidden:
             if encoded is None:
                 encoded = encode_observation(observation, self.observation_spec, len(h.shape) - 1)
@@ -205,6 +245,8 @@ class RecurrentActorCritic(tf.Module):
             logits = self._policy_head(h)
             logits = tf.reshape(logits, tf.concat([outer, per_item + [self.num_values]], 0))
         logits = tf.cast(logits, tf.float32)  # bfloat16 compute: distributions and losses stay float32
+        if scores is not None:
+            logits = logits + scores
         if self.prior is not None:  # [*outer, items], the same for every slot
             q = tf.stop_gradient(self.prior.standardized(observation, len(h.shape) - 1))
             logits = logits + self.prior_scale * (q if self.slate_size else q[..., None, :])
@@ -228,10 +270,9 @@ class RecurrentActorCritic(tf.Module):
 
     def step(self, observation, state, task_info=None):
         """One step: observation ``[B, ...]`` -> ``(logits [B, *A, n], value [B], new_state)``."""
-        (x, x_value, encoded), h_value = self._features(observation, 1), None
+        (x, x_value, encoded), h_value, reads = self._features(observation, 1), None, None
         if self.cell_type == "set":
-            h, new_state = self._set.step(x, list(state))
-            h = self._readout(h)
+            h, new_state, reads = self._set_memory(x, state, observation, 1)
         else:
             state, value_state = self._split(state)
             h, new_state = self._rnn.cell(x, state)
@@ -239,15 +280,14 @@ class RecurrentActorCritic(tf.Module):
             if self.separate_value:
                 h_value, new_value_state = self._value_rnn.cell(x_value, value_state)
                 new_state += list(new_value_state)
-        logits, value = self._heads(h, observation, encoded, h_value, task_info)
+        logits, value = self._heads(h, observation, encoded, h_value, task_info, reads)
         return logits, value, list(new_state)
 
     def unroll(self, observation, state, task_info=None):
         """Sequences: observation ``[B, T, ...]`` -> ``(logits [B, T, *A, n], value [B, T], final_state)``."""
-        (x, x_value, encoded), h_value = self._features(observation, 2), None
+        (x, x_value, encoded), h_value, reads = self._features(observation, 2), None, None
         if self.cell_type == "set":
-            h, final_state = self._set.unroll(x, list(state))
-            h = self._readout(h)
+            h, final_state, reads = self._set_memory(x, state, observation, 2)
         else:
             state, value_state = self._split(state)
             out = self._rnn(x, initial_state=state)
@@ -255,5 +295,5 @@ class RecurrentActorCritic(tf.Module):
             if self.separate_value:
                 out = self._value_rnn(x_value, initial_state=value_state)
                 h_value, final_state = out[0], final_state + list(out[1:])
-        logits, value = self._heads(h, observation, encoded, h_value, task_info)
+        logits, value = self._heads(h, observation, encoded, h_value, task_info, reads)
         return logits, value, final_state

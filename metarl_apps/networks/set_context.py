@@ -23,6 +23,14 @@ zero), appended to the readout: the mean of ``phi`` over the transitions in the 
 often the bucket was visited, where the ``/ T`` read of a bucket visited n times is O(n / T). The mass is
 carried as one more column of the keyed memory (``phi`` extended by a constant 1).
 
+Action buckets (:class:`ActionBuckets`, discrete actions): a second, action-indexed set memory beside it. Each
+input's content (the caller's choice; RL² gives the encoded observation *without* the previous action: the
+reward it earned, the observation it reached) is summed into the bucket of the action that earned it,
+``M_t[a] = sum_{j<=t, a_j = a} c_j`` with counts ``n_t[a]``, and every action gets its own read
+``[M_t[a] / (1 + n_t[a]), n_t[a] / T, 1 / (1 + n_t[a])]``: its mean content (a bandit arm's success rate),
+how often it was taken, how uncertain that mean is. The reads name no action, so a scorer shared by the
+actions treats every action alike (relabel the actions and the reads are relabelled the same way).
+
 Why: in the tabular-MDP family a GRU/LSTM must learn to keep 50 (state, action) reward estimates and 500
 transition counts in its state by back-propagation through 100 steps; the sum makes that memory exact and
 order-free by construction, and only ``phi`` and the readout's consumer are learned.
@@ -195,3 +203,53 @@ class TransitionSetContext(tf.Module):
             readout += self._keyed_reads(keyed, mass_read)
             new_state.append(tf.reshape(memory, [-1, self.keys * self._memory_width]))
         return tf.concat(readout, -1), new_state
+
+
+class ActionBuckets(tf.Module):
+    """Per-action running sums of an input's ``content`` ``[..., C]`` (see the module docstring): state
+    ``[sums [A * C], counts [A], inputs seen [1]]``; the trial's first input (which reports no action: seen 0)
+    goes into no bucket. ``bucket``: the one-hot ``[..., A]`` of the action each input reports as taken."""
+
+    def __init__(self, num_actions: int, content_size: int, trial_length: int, name: str = "action_buckets"):
+        super().__init__(name=name)
+        self.num_actions, self.content_size = int(num_actions), int(content_size)
+        self.trial_length = int(trial_length)
+
+    @property
+    def read_size(self) -> int:
+        """Width of each action's read: ``[mean content, count / T, 1 / (1 + count)]``."""
+        return self.content_size + 2
+
+    @property
+    def state_spec(self) -> list:
+        return [tensor_spec.TensorSpec([self.num_actions * self.content_size], tf.float32),
+                tensor_spec.TensorSpec([self.num_actions], tf.float32), tensor_spec.TensorSpec([1], tf.float32)]
+
+    def initial_state(self, batch_size) -> list[tf.Tensor]:
+        return zero_state(self.state_spec, batch_size)
+
+    def _reads(self, sums: tf.Tensor, counts: tf.Tensor) -> tf.Tensor:
+        """``sums [..., A, C]``, ``counts [..., A]`` -> ``[..., A, C + 2]``."""
+        counts = counts[..., None]
+        inverse = 1.0 / (1.0 + counts)
+        return tf.concat([sums * inverse, counts / float(self.trial_length), inverse], -1)
+
+    def unroll(self, content: tf.Tensor, bucket: tf.Tensor, state) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """``content [B, T, C]``, ``bucket [B, T, A]`` -> ``(reads [B, T, A, C + 2], final state)``."""
+        sums0, counts0, seen0 = state
+        a, c, t_len = self.num_actions, self.content_size, content.shape[1] or tf.shape(content)[1]
+        seen = seen0[:, None] + tf.cast(tf.range(t_len), tf.float32)[None, :, None]  # inputs before each
+        b = tf.cast(bucket, tf.float32) * tf.cast(seen > 0, tf.float32)  # [B, T, A]
+        sums = sums0[:, None] + running_sum(tf.reshape(b[..., :, None] * content[..., None, :], [-1, t_len, a * c]))
+        counts = counts0[:, None] + running_sum(b)
+        reads = self._reads(tf.reshape(sums, [-1, t_len, a, c]), counts)
+        return reads, [sums[:, -1], counts[:, -1], seen[:, -1] + 1.0]
+
+    def step(self, content: tf.Tensor, bucket: tf.Tensor, state) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """``content [B, C]``, ``bucket [B, A]`` -> ``(reads [B, A, C + 2], new state)``."""
+        sums, counts, seen = state
+        b = tf.cast(bucket, tf.float32) * tf.cast(seen > 0, tf.float32)
+        sums = tf.reshape(sums, [-1, self.num_actions, self.content_size]) + b[:, :, None] * content[:, None, :]
+        counts = counts + b
+        return self._reads(sums, counts), [tf.reshape(sums, [-1, self.num_actions * self.content_size]), counts,
+                                           seen + 1.0]

@@ -21,6 +21,12 @@ class RL2Config:
       set_normalize_keyed: ``"set"`` with ``set_keys`` only: also read the keyed memory divided by its own
         mass (the mean of the transition MLP over the current bucket; O(1) however often the bucket was
         visited, where the default read, divided by the trial length, is O(visits / trial length)).
+      set_action_reads: ``"set"`` only, one discrete action per step: a second memory sums what each input
+        brought (its encoding without the previous action: the reward, the observation reached) into the bucket
+        of the action that brought it, and every action's logit gets a score from one scorer shared by the
+        actions over ``[that action's read, the memory]`` (its read: its mean content, its count / T and
+        1 / (1 + count); ``networks/set_context.ActionBuckets``) — e.g. a bandit arm is scored by its own
+        success rate and pull count, by the same function for every arm.
       compute_dtype: ``"float32"`` (default) or ``"bfloat16"`` (``"set"`` only): the set memory's dense layers
         (transition MLP, readout, heads) compute in bfloat16 while the weights, the optimizer, the running sums,
         the keyed attention and the losses stay float32 (Keras' ``mixed_bfloat16``). 10-20 % faster PPO
@@ -116,6 +122,7 @@ class RL2Config:
     cell: str = "lstm"
     set_keys: int = 0
     set_normalize_keyed: bool = False
+    set_action_reads: bool = False
     compute_dtype: str = "float32"
     hidden_size: int = 128
     embed_sizes: tuple[int, ...] = (64,)
@@ -176,7 +183,7 @@ class RL2Config:
             ("head_hidden", "nonneg_int", "must be a non-negative integer (0 = linear heads)"),
             ("embed_sizes", "int_list"),
             ("set_keys", "nonneg_int"),
-            (("set_normalize_keyed", "privileged_value", "expected_rewards"), "bool"),
+            (("set_normalize_keyed", "set_action_reads", "privileged_value", "expected_rewards"), "bool"),
             (("learning_rate", "max_grad_norm", "reward_scale"), "pos_num"),
             (("discount", "gae_lambda"), "unit"),
             (("clip_ratio", "entropy_coef", "value_coef"), "nonneg_num"),
@@ -193,6 +200,8 @@ class RL2Config:
             ("select_budgets", "nonempty_int_list?",
              "must be a non-empty list of positive integers (or null: the whole trial)"),
         ))
+        if self.set_action_reads and self.cell != "set":
+            fail("set_action_reads", "needs cell 'set' (it reads the transition-set memory per action)")
         if self.set_normalize_keyed and (self.cell != "set" or not self.set_keys):
             fail("set_normalize_keyed", "needs cell 'set' with set_keys > 0 (it normalises the keyed read)")
         for final, its in (("entropy_coef_final", "entropy_anneal_iterations"),

@@ -75,6 +75,9 @@ class RL2(MetaLearner):
                                        f"{c.privileged_value} are not built for {dist.family!r}, whose learner "
                                        f"moves {agents} agents with one shared network; use value_network "
                                        f"'shared', head_hidden 0, set_normalize_keyed false, privileged_value false")
+            if c.set_action_reads:
+                raise MetaRLInputError(f"RL2: set_action_reads=True is not built for {dist.family!r}, whose learner "
+                                       f"moves {agents} agents with one shared network; set set_action_reads false")
             if c.compute_dtype != "float32":
                 raise MetaRLInputError(f"RL2: compute_dtype={c.compute_dtype!r} is not built for {dist.family!r}, "
                                        f"whose learner moves {agents} agents with one shared network; use "
@@ -91,7 +94,7 @@ class RL2(MetaLearner):
                                             set_normalize_keyed=c.set_normalize_keyed, prior=prior,
                                             prior_scale=c.prior_scale, separate_value=c.value_network == "separate",
                                             head_hidden=c.head_hidden, task_info_size=info_size,
-                                            compute_dtype=c.compute_dtype)
+                                            compute_dtype=c.compute_dtype, set_action_reads=c.set_action_reads)
         self._optimizer = tf.keras.optimizers.Adam(c.learning_rate)
         self._optimizer.build(self.net.trainable_variables)
         self._return_scale = tf.Variable(1.0, trainable=False, name="return_scale")

@@ -9,6 +9,7 @@ from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.networks.set_context import (
     MATMUL_SUM_MAX_T,
     SHIFTED_MIN_INPUT,
+    ActionBuckets,
     TransitionSetContext,
     dense_on_transitions,
     running_sum,
@@ -150,3 +151,36 @@ def test_wide_inputs_take_the_shifted_first_layer_with_the_same_readout_and_grad
         np.testing.assert_allclose(out.numpy(), whole[:, t].numpy(), rtol=1e-4, atol=1e-5)
     for a, b in zip(state, final, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+
+
+
+def test_action_buckets_read_each_actions_mean_content_count_and_uncertainty_by_explicit_loops():
+    buckets = ActionBuckets(num_actions=4, content_size=3, trial_length=10)
+    content = tf.random.stateless_normal([2, T, 3], seed=[7, 8])
+    actions = np.array([[0, 2, 2, 1, 2, 0, 3], [1, 1, 1, 1, 1, 1, 1]])
+    bucket = tf.one_hot(actions, 4)
+    reads, final = buckets.unroll(content, bucket, buckets.initial_state(2))
+    assert reads.shape == (2, T, 4, buckets.read_size) == (2, T, 4, 5)
+    sums, counts = np.zeros([2, 4, 3]), np.zeros([2, 4])
+    for t in range(T):
+        if t > 0:  # the trial's first input reports no action taken: it is in no bucket
+            for b in range(2):
+                sums[b, actions[b, t]] += content[b, t].numpy()
+                counts[b, actions[b, t]] += 1
+        inverse = 1 / (1 + counts[..., None])
+        want = np.concatenate([sums * inverse, counts[..., None] / 10, inverse], -1)
+        np.testing.assert_allclose(reads[:, t].numpy(), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(final[1].numpy(), [[1, 1, 3, 1], [0, 6, 0, 0]])  # inputs 1..6 only
+    np.testing.assert_allclose(final[0].numpy(), sums.reshape(2, -1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(final[2].numpy(), [[T], [T]])
+    # chunks with the carried state, and steps, give the same reads and the same final state
+    first, mid = buckets.unroll(content[:, :3], bucket[:, :3], buckets.initial_state(2))
+    rest, end = buckets.unroll(content[:, 3:], bucket[:, 3:], mid)
+    np.testing.assert_allclose(tf.concat([first, rest], 1).numpy(), reads.numpy(), rtol=1e-5, atol=1e-6)
+    state = buckets.initial_state(2)
+    for t in range(T):
+        step_reads, state = buckets.step(content[:, t], bucket[:, t], state)
+        np.testing.assert_allclose(step_reads.numpy(), reads[:, t].numpy(), rtol=1e-5, atol=1e-6)
+    for a, b, c in zip(state, end, final, strict=True):
+        np.testing.assert_allclose(a.numpy(), c.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(b.numpy(), c.numpy(), rtol=1e-5, atol=1e-6)
