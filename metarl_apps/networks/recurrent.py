@@ -72,6 +72,11 @@ class RecurrentActorCritic(tf.Module):
     ``relu(Dense(hidden_size)([value memory, task_info]))``, ``task_info`` ``[B, task_info_size]`` being the task's
     hidden parameters, given in training only. The policy's logits never depend on it; without it (acting, an
     exported policy) the value is computed from zeros in its place and means nothing.
+
+    ``set_action_reads`` ("set", one discrete action per step): :class:`ActionBuckets` beside the set memory
+    sums each input's encoding without its previous action into that action's bucket; one scorer shared by the
+    actions, ``relu(Dense(read_a) + Dense(memory))`` then a linear unit, adds a score to each action's logit.
+    The state is the set memory's followed by the buckets' ``[sums, counts, inputs seen]``.
     """
 
     def __init__(self, observation_spec, action_spec, *, cell: str = "lstm", hidden_size: int = 128,

@@ -62,9 +62,9 @@ def test_scores_follow_the_actions_not_their_labels():
 
 def test_action_reads_train_resume_adapt_and_export(tmp_path):
     dist = BernoulliBandits(arms=3, pulls=5)
-    restored = check_resume_contract(lambda **kw: RL2(**{**SETTINGS, "greedy_eval": True, **kw}), "RL2", dist,
-                                     dist.sample(64, "train"),
-                                     tmp_path, mismatch={"set_action_reads": False})
+    make = lambda **kw: RL2(**{**SETTINGS, "greedy_eval": True, **kw})  # noqa: E731 (greedy: replayable)
+    restored = check_resume_contract(make, "RL2", dist, dist.sample(64, "train"), tmp_path,
+                                     mismatch={"set_action_reads": False})
     assert len(restored.net.state_spec) == 3 + 3  # sum, count, previous input + per-arm sums, counts, inputs seen
     tasks = dist.sample(3, "test")
     policy = restored.adapt(tasks, 5)
