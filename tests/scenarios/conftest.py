@@ -3,8 +3,12 @@
 ``--scenario-dir DIR`` (repeatable) runs a user's own scenario directory, ``--tier smoke|full|all`` picks the
 tier, ``--scenario-out DIR`` (default ``out/scenarios``) is where each scenario's run directory
 (results.json, report.md, plots) and the suite's ``index.md`` are written.
+
+Under pytest-xdist (``tox -e tests`` runs two workers) each worker runs some of the scenarios: the workers hand
+their records to the controller (``workeroutput``), which writes the one ``index.md``.
 """
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,7 @@ import pytest
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "scenarios"
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "out" / "scenarios"
 RECORDS = pytest.StashKey[list]()
+WORKER_KEY = "metarl_scenario_records"
 
 
 def pytest_addoption(parser):
@@ -57,9 +62,23 @@ def scenario_out(request) -> Path:
     return Path(request.config.getoption("--scenario-out"))
 
 
-def pytest_sessionfinish(session):
-    from metarl_apps.scenario.suite import write_index
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """xdist controller: collect a finished worker's scenario records."""
+    sent = getattr(node, "workeroutput", {}).get(WORKER_KEY)
+    if sent:
+        node.config.stash[RECORDS].extend(json.loads(sent))
 
-    records = session.config.stash.get(RECORDS, [])
+
+def pytest_sessionfinish(session):
+    config = session.config
+    records = config.stash.get(RECORDS, [])
+    if hasattr(config, "workeroutput"):  # an xdist worker: the controller writes the index
+        if records:
+            config.workeroutput[WORKER_KEY] = json.dumps(records, default=float)
+        return
     if records:
-        write_index(records, Path(session.config.getoption("--scenario-out")) / "index.md")
+        from metarl_apps.scenario.suite import write_index
+
+        records = sorted(records, key=lambda r: r["file"])  # workers finish in any order
+        write_index(records, Path(config.getoption("--scenario-out")) / "index.md")
