@@ -108,7 +108,8 @@ def _run(args, *, resume: bool, models=None) -> int:
     else:
         scenario = load_scenario(args.scenario)
     result = run_scenario(scenario, args.output, seed=args.seed, resume=resume or args.resume,
-                          progress=not args.no_progress, agents=args.agent or None, models=models)
+                          progress=not args.no_progress, agents=args.agent or None, models=models,
+                          jobs=getattr(args, "jobs", 1))
     print(f"wrote {result.out_dir / 'results.json'} and {result.out_dir / 'report.md'}")
     if getattr(args, "save_model", False):
         for name, (learner, trained) in result.learners.items():
@@ -154,7 +155,7 @@ def cmd_train(args) -> int:
             _save_model(args, scenario, spec, learner, result, resumed_from=resumed[spec.name])
 
     train_learners(scenario, args.output, seed=args.seed, resume=args.resume, progress=not args.no_progress,
-                   agents=args.agent or None, on_trained=save)
+                   agents=args.agent or None, on_trained=save, jobs=args.jobs)
     return EXIT_OK
 
 
@@ -217,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--resume", action="store_true", help="continue training from checkpoints in DIR")
         s.add_argument("--no-progress", action="store_true", help="no progress bars")
 
+    def jobs(s):
+        s.add_argument("--jobs", type=int, default=1, metavar="N",
+                       help="meta-train up to N (learner, training seed) pairs at once, each in its own process "
+                            "with the CPU threads split between them (default 1: one after another); same "
+                            "checkpoints and results")
+
     def registry(s):
         s.add_argument("--models", default="models", metavar="DIR", help="model registry directory (default "
                        "./models)")
@@ -224,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("run", help="train what needs training, evaluate on held-out tasks, check expectations")
     common(s, output_required=False, scenario_required=False)
+    jobs(s)
     s.add_argument("--save-model", action="store_true", help="also save each trained learner (with its held-out "
                    "metrics) into the model registry")
     registry(s)
@@ -231,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="meta-train the scenario's learners (checkpoints in DIR/checkpoints) and "
                        "save them as models/<name>")
     common(s)
+    jobs(s)
     registry(s)
     s.add_argument("--no-save-model", action="store_true", help="do not save the trained learners as models")
     s.set_defaults(func=cmd_train)

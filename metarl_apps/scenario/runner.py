@@ -79,6 +79,65 @@ def _train_one(agent, spec, scenario, dist, train_tasks, out: Path, seed: int, r
                             summary_dir=str(out / "tensorboard" / spec.name / f"seed_{seed}"), progress=progress)
 
 
+def _train_job(scenario, out: str, agent: str, seed: int, task_seed: int, resume: bool, threads: int):
+    """One (learner, training seed) of :func:`train_in_parallel`, in its own spawned process."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)  # before the first op of this process
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    dist = scenario.make_distribution()
+    train_tasks = dist.sample(scenario.tasks.train, split="train", seed=task_seed) if scenario.tasks.train else []
+    spec = scenario.agent(agent)
+    return _train_one(make_agent(spec), spec, scenario, dist, train_tasks, Path(out), seed, resume, False)
+
+
+def train_in_parallel(scenario, out_dir, pairs, *, task_seed: int, resume: bool, jobs: int,
+                      log: Callable[[str], None] = print) -> dict:
+    """Meta-train ``pairs`` (``(agent spec, training seed)``) in up to ``jobs`` processes at once, the CPU's
+    threads split between them; returns ``{(agent name, seed): TrainResult}``.
+
+    Each pair runs exactly what the sequential loop runs (same seeds, tasks and checkpoints under
+    ``out_dir/checkpoints``), in a fresh spawned process; the caller then restores each learner from its final
+    checkpoint (``resume``). The first failing pair stops the others (their checkpoints stay resumable) and its
+    error is raised here.
+    """
+    import multiprocessing
+
+    jobs = min(jobs, len(pairs))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    log(f"training {len(pairs)} learner seeds, {jobs} at a time ({threads} TF thread(s) each)")
+    results = {}
+    pool = multiprocessing.get_context("spawn").Pool(jobs, maxtasksperchild=1)
+    try:
+        pending = {(spec.name, s): pool.apply_async(_train_job, (scenario, str(out_dir), spec.name, s, task_seed,
+                                                                 resume, threads))
+                   for spec, s in pairs}
+        while pending:
+            for key, job in list(pending.items()):
+                if job.ready():
+                    results[key] = result = job.get()  # re-raises the worker's error
+                    del pending[key]
+                    log(f"trained {key[0]} seed {key[1]}: {result.iterations} iterations in "
+                        f"{result.wall_time_s:.1f}s -> {_checkpoint_dir(Path(out_dir), *key)}")
+            if pending:
+                time.sleep(0.2)
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+    return results
+
+
+def _parallel_pairs(scenario, specs, jobs: int, skip=()) -> list:
+    """The (learner spec, seed) pairs worth training in parallel: all of them when ``jobs > 1`` and there are
+    at least two, else none (the sequential loop trains them)."""
+    if not isinstance(jobs, int) or jobs < 1:
+        raise MetaRLInputError(f"--jobs {jobs}: must be a whole number >= 1 (how many trainings run at once)")
+    pairs = [(spec, s) for spec in specs if spec.kind == "algorithm" and spec.name not in skip
+             for s in range(scenario.seeds)]
+    return pairs if jobs > 1 and len(pairs) > 1 else []
+
+
 def _select(scenario, agents: list[str] | None, kind: str | None = None):
     known = [a.name for a in scenario.agents]
     missing = sorted(set(agents or []) - set(known))
@@ -104,25 +163,38 @@ def latest_iteration(directory: str | os.PathLike) -> int:
 
 
 def train_learners(scenario, out_dir, *, seed=None, resume=False, progress=True, agents=None,
-                   log: Callable[[str], None] = print, on_trained: Callable | None = None) -> dict:
+                   log: Callable[[str], None] = print, on_trained: Callable | None = None, jobs: int = 1) -> dict:
     """Meta-train the scenario's learners (every training seed); checkpoints under ``out_dir/checkpoints``.
 
     ``on_trained(spec, seed, learner, train_result)`` is called after each (e.g. to save it as a model).
+    ``jobs > 1``: train up to that many (learner, seed) pairs at once in separate processes
+    (:func:`train_in_parallel`); the results are those of the sequential run.
     """
     out = Path(out_dir)
     dist = scenario.make_distribution()
     task_seed = scenario.tasks.seed if seed is None else seed
     train_tasks = dist.sample(scenario.tasks.train, split="train", seed=task_seed) if scenario.tasks.train else []
+    specs = _select(scenario, agents, kind="algorithm")
+    if resume:
+        for spec in specs:
+            for s in range(scenario.seeds):
+                if done := latest_iteration(_checkpoint_dir(out, spec.name, s)):
+                    log(f"resuming {spec.name} seed {s} from iteration {done}")
+    parallel = train_in_parallel(scenario, out, pairs, task_seed=task_seed, resume=resume, jobs=jobs, log=log) \
+        if (pairs := _parallel_pairs(scenario, specs, jobs)) else {}
     reports = {}
-    for spec in _select(scenario, agents, kind="algorithm"):
+    for spec in specs:
         for s in range(scenario.seeds):
-            if resume and (done := latest_iteration(_checkpoint_dir(out, spec.name, s))):
-                log(f"resuming {spec.name} seed {s} from iteration {done}")
             learner = make_agent(spec)
-            result = _train_one(learner, spec, scenario, dist, train_tasks, out, s, resume, progress)
+            done = parallel.get((spec.name, s))
+            result = _train_one(learner, spec, scenario, dist, train_tasks, out, s, resume or done is not None,
+                                progress and done is None)  # trained in parallel: restores its final checkpoint
+            if done is not None:
+                result = done
+            else:
+                log(f"trained {spec.name} seed {s}: {result.iterations} iterations in {result.wall_time_s:.1f}s "
+                    f"-> {_checkpoint_dir(out, spec.name, s)}")
             reports[(spec.name, s)] = result
-            log(f"trained {spec.name} seed {s}: {result.iterations} iterations in {result.wall_time_s:.1f}s "
-                f"-> {_checkpoint_dir(out, spec.name, s)}")
             if on_trained is not None:
                 on_trained(spec, s, learner, result)
     return reports
@@ -232,8 +304,14 @@ def run_scenario(
     agents: list[str] | None = None,
     models: list[str | os.PathLike] | dict[str, str | os.PathLike] | None = None,
     log: Callable[[str], None] = print,
+    jobs: int = 1,
 ) -> RunResult:
     """Run ``scenario`` (a loaded ``Scenario``) and write its artefacts to ``out_dir``.
+
+    ``jobs > 1``: first meta-train up to that many (learner, training seed) pairs at once in separate processes
+    (:func:`train_in_parallel`), then evaluate as usual from their checkpoints; the results are those of the
+    sequential run (``wall_time_s.parallel_training`` is that phase; the learners' own wall times then cover
+    restoring and evaluating only).
 
     ``models``: saved model directories (``models/<name>``) that stand in for the scenario's learner of the same
     agent name (or its only learner), or ``{agent: model_dir}``: restored from the model, not trained. A learner
@@ -258,9 +336,14 @@ def run_scenario(
     log(f"scenario {scenario.name}: {dist!r}, {len(train_tasks)} training / {len(test_tasks)} held-out tasks, "
         f"budgets {budgets} ({dist.budget_unit})")
 
+    parallel, wall = {}, {}
+    if pairs := _parallel_pairs(scenario, specs, jobs, skip=stand_ins):
+        start = time.time()
+        parallel = train_in_parallel(scenario, out, pairs, task_seed=task_seed, resume=resume, jobs=jobs, log=log)
+        wall["parallel_training"] = round(time.time() - start, 3)
+
     curves: dict[str, Curve] = {}
     episode_curves: dict[str, Curve] = {}  # the return of inner episode K alone (not cumulative)
-    wall: dict[str, float] = {}
     diagnostics: dict[str, list[dict]] = {}  # numeric adaptation diagnostics of each evaluated policy
     learners: dict = {}
     name_width = max([18, *(len(spec.name) for spec in specs)])  # of the agent column in the log lines
@@ -281,7 +364,11 @@ def run_scenario(
             else:
                 if s > 0:
                     agent = make_agent(spec)
-                trained = _train_one(agent, spec, scenario, dist, train_tasks, out, s, resume, progress)
+                done = parallel.get((spec.name, s))
+                trained = _train_one(agent, spec, scenario, dist, train_tasks, out, s, resume or done is not None,
+                                     progress and done is None)  # trained in parallel: restores its checkpoint
+                if done is not None:
+                    trained = done
                 if s == 0:
                     learners[spec.name] = (agent, trained)
             bar = _tqdm(len(test_tasks), f"{spec.name} seed {s}", progress)
