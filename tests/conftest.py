@@ -9,7 +9,10 @@ with contextlib.redirect_stderr(io.StringIO()):  # gym's import-time banner (via
     import tensorflow  # noqa: F401
     import tf_agents  # noqa: F401
 
-pytest_plugins = ["pytester"]  # tests that run pytest itself (the scenario suite under xdist)
+# pytester: tests that run pytest itself. The scenario suite's options, parametrisation and index report live
+# in a plugin, not in tests/scenarios/conftest.py: a subdirectory's conftest is loaded only when pytest collects
+# there, which the xdist controller never does (it would not write the index under `pytest tests -n 2`).
+pytest_plugins = ["pytester", "tests.scenarios.plugin"]
 
 
 def pytest_collection_modifyitems(config, items):

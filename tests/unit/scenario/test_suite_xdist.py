@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-SUITE = Path(__file__).resolve().parents[2] / "scenarios" / "test_scenarios.py"
+TESTS = Path(__file__).resolve().parents[2]
 
 SCENARIO = """name: {name}
 description: two baselines on a few bandits
@@ -31,7 +31,8 @@ def test_two_workers_write_one_index_with_every_scenario(tmp_path, pytester):
     for name in names:
         check = "random@3 <= -1" if name == "gamma" else "random@3 >= 0"  # gamma fails on purpose
         (scenarios / f"{name}.yaml").write_text(SCENARIO.format(name=name, check=check))
-    result = pytester.runpytest_subprocess(str(SUITE), "-n", "2", "-p", "no:cacheprovider",
+    # as `tox -e tests` runs it: the whole tests/ tree (the controller itself collects nothing)
+    result = pytester.runpytest_subprocess(str(TESTS), "-n", "2", "-p", "no:cacheprovider", "-m", "scenario",
                                            "-k", "expectations_hold", "--scenario-dir", str(scenarios),
                                            "--scenario-out", str(out))
     result.assert_outcomes(passed=2, failed=1)

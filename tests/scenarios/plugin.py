@@ -1,4 +1,5 @@
-"""Options of the scenario suite and its index report.
+"""Options of the scenario suite and its index report (a pytest plugin, registered by ``tests/conftest.py``
+so that it is loaded whichever test path pytest is given, and in the xdist controller too).
 
 ``--scenario-dir DIR`` (repeatable) runs a user's own scenario directory, ``--tier smoke|full|all`` picks the
 tier, ``--scenario-out DIR`` (default ``out/scenarios``) is where each scenario's run directory
