@@ -1,6 +1,6 @@
 """The scenario suite: every scenario file is a pytest case whose expectations are assertions.
 
-Options (see conftest.py): ``--scenario-dir DIR`` runs a user's own scenarios; ``--tier smoke|full|all``;
+Options (see plugin.py): ``--scenario-dir DIR`` runs a user's own scenarios; ``--tier smoke|full|all``;
 ``--scenario-out DIR`` where runs and the suite's ``index.md`` go. Smoke-tier scenarios carry the ``scenario``
 marker; full-tier ones are also ``slow``.
 """
