@@ -75,7 +75,7 @@ def cmd_validate(args) -> int:
 def _save_model(args, scenario, spec, learner, train_result, evaluation=None, resumed_from: int = 0) -> None:
     """Save a trained learner into the model registry (``--models``, default ./models)."""
     from metarl_apps import modelstore
-    from metarl_apps.scenario.runner import checkpoint_dir
+    from metarl_apps.scenario.training import checkpoint_dir
 
     learners = [a for a in scenario.agents if a.kind == "algorithm" and (not args.agent or a.name in args.agent)]
     name = args.model_name if args.model_name and len(learners) == 1 else None
@@ -137,7 +137,7 @@ def cmd_evaluate(args) -> int:
 def cmd_train(args) -> int:
     from metarl_apps.core.errors import MetaRLInputError
     from metarl_apps.scenario import load_scenario
-    from metarl_apps.scenario.runner import train_learners
+    from metarl_apps.scenario.training import train_learners
 
     scenario = load_scenario(args.scenario)
     learners = [a for a in scenario.agents if a.kind == "algorithm"]
@@ -145,7 +145,7 @@ def cmd_train(args) -> int:
         raise MetaRLInputError(f"{args.scenario}: agents: no learner (an `algorithm:` agent) to train; "
                                f"baselines need no training, use `metarl run`")
 
-    from metarl_apps.scenario.runner import checkpoint_dir, latest_iteration
+    from metarl_apps.scenario.training import checkpoint_dir, latest_iteration
 
     resumed = {a.name: latest_iteration(checkpoint_dir(args.output, a.name, 0)) if args.resume else 0
                for a in learners}

@@ -88,7 +88,7 @@ def explore_scenario(scenario, out_dir: str | Path, *, agents: Sequence[str] | N
     record every pull and write ``out_dir/exploration.json`` with :func:`bandit_exploration` per agent."""
     from metarl_apps.core.agent import check_budget
     from metarl_apps.evaluation.runner import compile_rollout
-    from metarl_apps.scenario.runner import _select, checkpoint_dir, make_agent
+    from metarl_apps.scenario.training import _select, checkpoint_dir, make_agent
 
     dist = scenario.make_distribution()
     if dist.family != FAMILY:

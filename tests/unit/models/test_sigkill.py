@@ -15,7 +15,7 @@ import yaml
 
 from metarl_apps import modelstore
 from metarl_apps.core.errors import CheckpointError
-from metarl_apps.scenario.runner import latest_iteration
+from metarl_apps.scenario.training import latest_iteration
 
 ITERATIONS = 120
 

@@ -10,7 +10,8 @@ import yaml
 from metarl_apps.cli import main
 from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.scenario import load_scenario
-from metarl_apps.scenario.runner import checkpoint_dir, latest_iteration, run_scenario
+from metarl_apps.scenario.runner import run_scenario
+from metarl_apps.scenario.training import checkpoint_dir, latest_iteration
 
 
 def _scenario(tmp_path, train=256, **config):
