@@ -26,7 +26,12 @@ from metarl_apps.core.env import DOC_FEATURES, OBS, PREV_ACTION
 from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.networks.encoding import encode_observation, encoded_size, item_feature_size, split_action_mask
 from metarl_apps.networks.memory import check_cell, make_rnn, rnn_state_spec, zero_state
-from metarl_apps.networks.set_context import ActionBuckets, TransitionSetContext
+from metarl_apps.networks.set_context import (
+    SHIFTED_MIN_INPUT,
+    ActionBuckets,
+    TransitionSetContext,
+    dense_on_parts,
+)
 
 MASKED_LOGIT = -1e9
 COMPUTE_DTYPES = ("float32", "bfloat16")
@@ -209,7 +214,8 @@ class RecurrentActorCritic(tf.Module):
         """The set memory's ``step`` (``outer_rank`` 1) or ``unroll`` (2) through the readout layer, and the
         action buckets' (``set_action_reads``) -> ``(h, new state, each action's read or None)``."""
         state, n = list(state), len(self._set.state_spec)
-        h, new_state = (self._set.step if outer_rank == 1 else self._set.unroll)(x, state[:n])
+        wide = self._set.input_size >= SHIFTED_MIN_INPUT  # the readout layer takes x apart from the memory read
+        h, new_state = (self._set.step if outer_rank == 1 else self._set.unroll)(x, state[:n], with_input=not wide)
         reads = None
         if self.action_reads:
             blind = encode_observation({k: v for k, v in observation.items() if k != PREV_ACTION}, self._blind_spec,
@@ -217,7 +223,7 @@ class RecurrentActorCritic(tf.Module):
             buckets = self._buckets.step if outer_rank == 1 else self._buckets.unroll
             reads, bucket_state = buckets(blind, self._action_bucket(observation), state[n:])
             new_state = list(new_state) + bucket_state
-        return self._readout(h), list(new_state), reads
+        return dense_on_parts(self._readout, x, h) if wide else self._readout(h), list(new_state), reads
 
     def _heads(self, h: tf.Tensor, observation, encoded: tf.Tensor | None = None,
                h_value: tf.Tensor | None = None, task_info: tf.Tensor | None = None,

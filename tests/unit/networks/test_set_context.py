@@ -4,6 +4,7 @@ checked against explicit loops over the transitions."""
 import numpy as np
 import pytest
 import tensorflow as tf
+from tf_agents.specs import tensor_spec
 
 from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.networks.set_context import (
@@ -11,6 +12,7 @@ from metarl_apps.networks.set_context import (
     SHIFTED_MIN_INPUT,
     ActionBuckets,
     TransitionSetContext,
+    dense_on_parts,
     dense_on_transitions,
     running_sum,
 )
@@ -152,6 +154,49 @@ def test_wide_inputs_take_the_shifted_first_layer_with_the_same_readout_and_grad
     for a, b in zip(state, final, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
 
+
+
+@pytest.mark.parametrize("outer", [[3], [3, T]])
+def test_dense_on_parts_is_the_layer_on_the_concatenation_with_the_same_gradients(outer):
+    tf.keras.utils.set_random_seed(4)
+    x = tf.random.stateless_normal(outer + [SHIFTED_MIN_INPUT], seed=[1, 2])
+    rest = tf.random.stateless_normal(outer + [2 * H], seed=[3, 4])
+    layer = tf.keras.layers.Dense(5, activation="relu")
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(rest)
+        parts = dense_on_parts(layer, x, rest)  # builds the layer for the concatenation's width
+        whole = layer(tf.concat([x, rest], -1))
+    assert layer.kernel.shape == (SHIFTED_MIN_INPUT + 2 * H, 5)
+    np.testing.assert_allclose(parts.numpy(), whole.numpy(), rtol=1e-5, atol=1e-5)
+    for a, b in zip(tape.gradient(parts, [*layer.trainable_variables, rest]),
+                    tape.gradient(whole, [*layer.trainable_variables, rest]), strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_wide_observation_network_reads_its_memory_apart_from_the_input_with_the_concatenated_readout():
+    """A set-memory actor-critic over a wide observation (>= SHIFTED_MIN_INPUT columns, as recsys) feeds its
+    readout layer the observation and the memory read separately: the same hidden layer as the layer on their
+    concatenation, and acting step by step equals the unroll."""
+    from metarl_apps.networks.recurrent import RecurrentActorCritic
+
+    obs_spec = {"features": tensor_spec.TensorSpec([SHIFTED_MIN_INPUT + 6], tf.float32)}
+    action_spec = tensor_spec.BoundedTensorSpec([], tf.int32, 0, 3)
+    tf.keras.utils.set_random_seed(5)
+    net = RecurrentActorCritic(obs_spec, action_spec, cell="set", hidden_size=H, embed_sizes=(8,), trial_length=T)
+    obs = {"features": tf.random.stateless_normal([2, T, SHIFTED_MIN_INPUT + 6], seed=[6, 7])}
+    memory, _ = net._set.unroll(obs["features"], net._set.initial_state(2), with_input=False)
+    readout, _ = net._set.unroll(obs["features"], net._set.initial_state(2))
+    assert memory.shape[-1] == readout.shape[-1] - (SHIFTED_MIN_INPUT + 6) == 2 * H
+    h, _, _ = net._set_memory(obs["features"], net.initial_state(2), obs, 2)
+    np.testing.assert_allclose(h.numpy(), net._readout(readout).numpy(), rtol=1e-5, atol=1e-5)
+    logits, value, final = net.unroll(obs, net.initial_state(2))
+    state = net.initial_state(2)
+    for t in range(T):
+        step_logits, step_value, state = net.step({"features": obs["features"][:, t]}, state)
+        np.testing.assert_allclose(step_logits.numpy(), logits[:, t].numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(step_value.numpy(), value[:, t].numpy(), rtol=1e-4, atol=1e-5)
+    for a, b in zip(state, final, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_action_buckets_read_each_actions_mean_content_count_and_uncertainty_by_explicit_loops():
