@@ -28,6 +28,7 @@ is kept. Absolute rates on a shared machine are noise; the ratios in the same ru
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import sys
@@ -117,6 +118,65 @@ def meta_train_api_rate(dist, pool, batch: int, config, iterations: int, steps_p
     wall = time.perf_counter() - t0
     return {"iterations": iterations, "wall_s": wall, "train_result_wall_s": result.wall_time_s,
             "steps_per_s_incl_tracing": steps_per_iter * iterations / wall}
+
+
+# ------------------------------------------------------------------------------------------- FLOPs
+def graph_flops(fn, *signature) -> int:
+    """Floating-point operations of one call of ``fn`` traced at ``signature`` (static shapes), as counted by
+    TensorFlow's graph profiler (matmuls and elementwise ops with registered FLOP statistics)."""
+    graph = tf.function(fn).get_concrete_function(*signature).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return int(tf.compat.v1.profiler.profile(graph, options=options).total_float_ops)
+
+
+def iteration_flops(learner, dist, batch: int, epochs: int, minibatches: int) -> dict:
+    """FLOPs of one meta-training iteration of ``learner`` (built) at ``batch`` tasks: the rollout (``net.step``
+    on ``[batch]`` once per step of the trial) and the update (``epochs * minibatches`` gradient steps of
+    ``RL2._ppo_objective`` on ``[batch // minibatches, T]``; Adam's elementwise update is left out)."""
+    net = learner.net
+    steps = dist.horizon * dist.episodes_per_trial
+    rows = batch // minibatches
+    obs_spec = dist.time_step_spec().observation
+
+    def specs(outer):
+        return tf.nest.map_structure(lambda s: tf.TensorSpec(outer + s.shape.as_list(), s.dtype), obs_spec)
+
+    def act(observation):
+        return net.step(observation, net.initial_state(batch))[:2]
+
+    def gradient(observations, actions, old_logp, advantages, returns):
+        with tf.GradientTape() as tape:
+            loss, _ = learner._ppo_objective(observations, actions, old_logp, advantages, returns)
+        return tape.gradient(loss, net.trainable_variables)
+
+    per_step = graph_flops(act, specs([batch]))
+    per_gradient_step = graph_flops(gradient, specs([rows, steps]),
+                                    tf.TensorSpec([rows, steps, *net.action_shape], tf.int32),
+                                    *[tf.TensorSpec([rows, steps], tf.float32)] * 3)
+    # The unroll of a trial does the work of its steps. Less means the count missed a loop: the profiler does
+    # not look inside while loops (the Keras LSTM/GRU's unroll), so the update cannot be counted.
+    unrolled = graph_flops(lambda observations: net.unroll(observations, net.initial_state(rows))[:2],
+                           specs([rows, steps]))
+    complete = unrolled >= 0.9 * per_step / batch * rows * steps
+    return {"rollout": per_step * steps, "update": epochs * minibatches * per_gradient_step,
+            "per_gradient_step": per_gradient_step, "update_counted": complete}
+
+
+def matmul_peak(size: int = 1024, calls: int = 10, repeats: int = 5) -> float:
+    """GFLOP/s of TensorFlow's float32 matmul at ``size``^3 on this machine (best of ``repeats`` blocks): the
+    optimistic arithmetic ceiling for the update's smaller matmuls."""
+    a = tf.random.stateless_normal([size, size], seed=[1, 2])
+    b = tf.random.stateless_normal([size, size], seed=[3, 4])
+    chain = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))
+    float(chain(a, b))
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            float(chain(a, b))
+        best = min(best, (time.perf_counter() - t0) / calls)
+    return 2 * size ** 3 / best / 1e9
 
 
 # ------------------------------------------------------------------------------------------- ceiling
@@ -283,6 +343,7 @@ def measure_env(key: str, args) -> dict:
             f"{r.name} {steps_per_iter * args.iterations / r.samples[-1]:,.0f}/s" for r in runners), flush=True)
 
     rate = {r.name: steps_per_iter * args.iterations / min(r.samples) for r in runners}
+    flops = iteration_flops(learner, dist, batch, args.epochs, args.minibatches)
     # Paired: each repeat runs the three back to back, so their per-repeat ratios share the machine's load.
     paired_ratio = float(np.median(np.divide(runners[1].samples, ours.samples)))
     paired_fraction = float(np.median(np.divide(runners[2].samples, ours.samples)))
@@ -300,6 +361,8 @@ def measure_env(key: str, args) -> dict:
         "fraction_paired_median": paired_fraction,
         "meets_ratio_target": rate["ours"] / rate["tf-agents"] >= TARGET_RATIO,
         "meets_fraction_target": rate["ours"] / rate["ceiling"] >= TARGET_FRACTION,
+        "flops_per_iteration": flops,
+        "seconds_per_iteration": {name: steps_per_iter / r for name, r in rate.items()},  # best block's
         "seconds_per_block": {r.name: r.samples for r in runners},
         "warmup_s": {r.name: r.warmup_s for r in runners},
         "traces_after_timing": {r.name: r.traces() for r in runners},  # 1 each (ours, ceiling); 2 for tf-agents
@@ -309,6 +372,29 @@ def measure_env(key: str, args) -> dict:
         row["ours_meta_train_api"] = api
         print(f"  check: RL2.meta_train(iterations={args.iterations}) end to end, tracing included: "
               f"{api['wall_s']:.1f}s = {api['steps_per_s_incl_tracing']:,.0f}/s", flush=True)
+    return row
+
+
+def add_bounds(row: dict, peak_gflops: float) -> dict:
+    """The arithmetic bound of ``row``: the update's GFLOP/s as measured (its FLOPs over the iteration's time
+    minus the rollout's, which runs at the ceiling's rate), the GFLOP/s it would need to meet each target (the
+    rollout as measured; ``inf``: the rollout alone is over the target's time), and the ratio to tf-agents and
+    the fraction of the ceiling our iteration would reach if its update ran at ``peak_gflops``."""
+    seconds, update = row["seconds_per_iteration"], row["flops_per_iteration"]["update"]
+    row["matmul_peak_gflops"] = peak_gflops
+    if not row["flops_per_iteration"]["update_counted"]:  # no bound without the update's FLOPs
+        row.update(update_gflops_achieved=None, bound_ratio_at_peak=None, bound_fraction_at_peak=None,
+                   update_gflops_needed_for_ratio=None, update_gflops_needed_for_fraction=None)
+        return row
+    at_peak = seconds["ceiling"] + update / (peak_gflops * 1e9)
+    # the update's time budget within each target's iteration time, the rollout as measured
+    ratio_budget = seconds["tf-agents"] / TARGET_RATIO - seconds["ceiling"]
+    fraction_budget = seconds["ceiling"] / TARGET_FRACTION - seconds["ceiling"]
+    row.update(update_gflops_needed_for_ratio=update / ratio_budget / 1e9 if ratio_budget > 0 else math.inf,
+               update_gflops_needed_for_fraction=update / fraction_budget / 1e9,
+               update_gflops_achieved=update / max(seconds["ours"] - seconds["ceiling"], 1e-9) / 1e9,
+               bound_ratio_at_peak=seconds["tf-agents"] / at_peak,
+               bound_fraction_at_peak=seconds["ceiling"] / at_peak)
     return row
 
 
@@ -322,14 +408,35 @@ def _memory(args) -> str:
 def _fmt_table(rows: list[dict]) -> str:
     head = ("env", "our memory", "B x T", "ours steps/s", "tf-agents steps/s", "ours/tf-agents (paired)",
             "ceiling steps/s", "ours/ceiling (paired)")
-    lines = [head]
-    for r in rows:
-        lines.append((r["env"], r["our_memory"], f"{r['tasks']} x {r['trial_length']}",
-                      f"{r['ours_steps_per_s']:,.0f}",
-                      f"{r['tf_agents_steps_per_s']:,.0f}",
-                      f"{r['ratio_ours_over_tf_agents']:.1f}x ({r['ratio_paired_median']:.1f}x)",
-                      f"{r['ceiling_steps_per_s']:,.0f}",
-                      f"{100 * r['fraction_of_ceiling']:.0f}% ({100 * r['fraction_paired_median']:.0f}%)"))
+    return _aligned(head, [(r["env"], r["our_memory"], f"{r['tasks']} x {r['trial_length']}",
+                            f"{r['ours_steps_per_s']:,.0f}",
+                            f"{r['tf_agents_steps_per_s']:,.0f}",
+                            f"{r['ratio_ours_over_tf_agents']:.1f}x ({r['ratio_paired_median']:.1f}x)",
+                            f"{r['ceiling_steps_per_s']:,.0f}",
+                            f"{100 * r['fraction_of_ceiling']:.0f}% ({100 * r['fraction_paired_median']:.0f}%)")
+                           for r in rows])
+
+
+def _fmt_bounds(rows: list[dict]) -> str:
+    head = ("env", "our memory", "GFLOP/iteration (update)", "update GFLOP/s", f"needed for {TARGET_RATIO:g}x",
+            f"needed for {100 * TARGET_FRACTION:.0f}%", "matmul peak", "at peak: ours/tf-agents",
+            "ours/ceiling")
+    def line(r):
+        flops = r["flops_per_iteration"]
+        if not flops["update_counted"]:
+            return (r["env"], r["our_memory"], f"{flops['rollout'] / 1e9:.3g} (update: not counted)", "n/a",
+                    "n/a", "n/a", f"{r['matmul_peak_gflops']:.0f}", "n/a", "n/a")
+        return (r["env"], r["our_memory"], f"{(flops['rollout'] + flops['update']) / 1e9:.3g} "
+                f"({flops['update'] / 1e9:.3g})", f"{r['update_gflops_achieved']:.0f}",
+                f"{r['update_gflops_needed_for_ratio']:.0f}", f"{r['update_gflops_needed_for_fraction']:.0f}",
+                f"{r['matmul_peak_gflops']:.0f}", f"{r['bound_ratio_at_peak']:.1f}x",
+                f"{100 * r['bound_fraction_at_peak']:.0f}%")
+
+    return _aligned(head, [line(r) for r in rows])
+
+
+def _aligned(head: tuple, body: list[tuple]) -> str:
+    lines = [head, *body]
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True)))
            for line in lines]
@@ -397,6 +504,8 @@ def main(argv=None) -> int:
     from metarl_apps.core.registry import TASK_FAMILIES
 
     rows, skipped = [], []
+    peaks = [matmul_peak()]  # before and after the environments; the higher one bounds the update
+    print(f"float32 matmul peak (1024^3, best of 5 blocks): {peaks[0]:.0f} GFLOP/s", flush=True)
     for key in args.envs:
         family = ENVS[key][0]
         if family not in TASK_FAMILIES:
@@ -413,6 +522,9 @@ def main(argv=None) -> int:
             print(f"[{key}] {note}", flush=True)
             skipped.append({"env": key, "family": family, "reason": note})
 
+    if rows:
+        peaks.append(matmul_peak())
+        rows = [add_bounds(row, max(peaks)) for row in rows]
     print()
     if rows:
         print(_fmt_table(rows))
@@ -422,6 +534,13 @@ def main(argv=None) -> int:
         print(f"targets: ours/tf-agents >= {TARGET_RATIO:g}x, ours/ceiling >= {100 * TARGET_FRACTION:.0f}%; "
               f"rates: best of {args.repeats} interleaved blocks of {args.iterations} iterations, warm-up "
               f"excluded; (paired): median over repeats of the ratio within each repeat")
+        print()
+        print(_fmt_bounds(rows))
+        print("arithmetic bound: FLOPs counted by TensorFlow's graph profiler (rollout: net.step per step; update: "
+              "epochs x minibatches PPO gradient steps); GFLOP/s columns: the update's, as measured and as each "
+              "target needs with the rollout as measured (inf: the rollout alone is too slow), and the float32 "
+              "matmul peak measured in this run (the higher of before/after); 'at peak': our ratios if the update "
+              "ran at that peak; n/a: a Keras LSTM/GRU unroll is a loop the profiler does not count inside")
     report = {
         "benchmark": "rl2_throughput",
         "command": " ".join([os.path.basename(sys.executable), "-m", "bench.rl2_throughput"] + list(
@@ -439,6 +558,7 @@ def main(argv=None) -> int:
         "network": {"embed_sizes": [args.embed], "lstm": args.hidden, "ours_cell": args.cell,
                     "ours_set_keys": args.set_keys, "ours_compute_dtype": args.compute_dtype},
         "targets": {"ratio_ours_over_tf_agents": TARGET_RATIO, "fraction_of_ceiling": TARGET_FRACTION},
+        "matmul_peak_gflops": {"before": peaks[0], "after": peaks[1] if len(peaks) > 1 else None},
         "quick": args.quick,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__,
                     "tf_agents": tf_agents.__version__},

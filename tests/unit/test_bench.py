@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,3 +72,38 @@ def test_games_env_quick_mode_reports_both_ratios(tmp_path):
     assert grid["identical_trajectories"] and c4["identical_games_raw_vs_numpy"]
     assert all(n > 0 for n in c4["learner_moves_per_call"]["adapter tf env"])
     assert "batched core / PettingZoo" in stdout and "overhead per learner move" in stdout
+
+
+def test_rl2_throughput_counts_flops_from_the_network_and_bounds_the_ratios_at_the_matmul_peak():
+    from bench.rl2_throughput import add_bounds, iteration_flops
+    from metarl_apps.adapters.bandits import BernoulliBandits
+    from metarl_apps.algorithms.rl2 import RL2
+
+    dist = BernoulliBandits(arms=3, pulls=4)
+    counted = {}
+    for cell in ("set", "lstm"):
+        learner = RL2(cell=cell, hidden_size=32, embed_sizes=(16,), tasks_per_iteration=8, minibatches=2)
+        learner._build(dist)
+        counted[cell] = flops = iteration_flops(learner, dist, batch=8, epochs=3, minibatches=2)
+        # a forward step multiplies every row by every kernel once: 2 FLOPs per weight (+ elementwise work)
+        weights = sum(int(np.prod(v.shape)) for v in learner.net.trainable_variables if len(v.shape) == 2)
+        per_row = flops["rollout"] / (8 * 4)
+        assert 2 * weights <= per_row <= 1.25 * 2 * weights, (cell, per_row, weights)
+    flops = counted["set"]
+    assert flops["update_counted"] and flops["update"] == 3 * 2 * flops["per_gradient_step"]
+    # backward ~ twice the forward (the first layer needs no input gradient): ~3x a forward pass per row
+    ratio = flops["per_gradient_step"] / (4 * 4) / (flops["rollout"] / (8 * 4))
+    assert 2.5 <= ratio <= 4.0, ratio
+    assert not counted["lstm"]["update_counted"]  # the Keras LSTM's unroll is a loop the profiler skips
+    row = add_bounds({"seconds_per_iteration": {"ours": 1.0, "tf-agents": 4.0, "ceiling": 0.2},
+                      "flops_per_iteration": {"rollout": 1e9, "update": 8e9, "update_counted": True}}, 10.0)
+    # the update at 10 GFLOP/s: 0.8 s, + the 0.2 s rollout = the measured 1.0 s: the bound is the measurement
+    assert row["update_gflops_achieved"] == pytest.approx(10.0)
+    assert row["bound_ratio_at_peak"] == pytest.approx(4.0) and row["bound_fraction_at_peak"] == pytest.approx(0.2)
+    # 5x tf-agents: a 0.8 s iteration, 0.6 s of update; 25 % of the ceiling: 0.8 s as well
+    assert row["update_gflops_needed_for_ratio"] == pytest.approx(8 / 0.6)
+    assert row["update_gflops_needed_for_fraction"] == pytest.approx(8 / 0.6)
+    slow_rollout = add_bounds({**row, "seconds_per_iteration": {"ours": 1.0, "tf-agents": 4.0, "ceiling": 0.9}}, 10.0)
+    assert slow_rollout["update_gflops_needed_for_ratio"] == math.inf
+    assert add_bounds({**row, "flops_per_iteration": {**row["flops_per_iteration"], "update_counted": False}},
+                      10.0)["bound_ratio_at_peak"] is None

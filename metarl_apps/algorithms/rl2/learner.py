@@ -225,16 +225,26 @@ class RL2(MetaLearner):
 
         return rollout
 
+    def _ppo_objective(self, observations, actions, old_logp, advantages, returns, *task_info):
+        """``(loss, parts)`` of PPO on one minibatch of whole trials (``[mb, T, ...]``, memory from the initial
+        state) under the current weights: what every gradient step of an iteration differentiates (and what
+        bench/rl2_throughput.py counts the FLOPs of)."""
+        c, net = self.config, self.net
+        rows = actions.shape[0] or tf.shape(actions)[0]
+        logits, values, _ = net.unroll(observations, net.initial_state(rows), *task_info)
+        dist = action_distribution(logits, len(net.action_shape), net.slate_size)
+        return ppo_loss(dist.log_prob(actions), old_logp, advantages, dist.entropy(), values,
+                        returns / self._return_scale, clip_ratio=c.clip_ratio, entropy_coef=self._entropy_coef,
+                        value_coef=c.value_coef)
+
     def _make_iteration(self, env, generator: tf.random.Generator, task_info=None):
         c = self.config
         net = self.net
         optimizer = self._optimizer
         batch = env.batch_size
-        action_rank = len(net.action_shape)
         rollout = self._make_rollout(env, generator, task_info=task_info, expected_rewards=c.expected_rewards)
 
         return_scale = self._return_scale
-        entropy_coef = self._entropy_coef
         discount = self._discount
         gae_lambda = self._gae_lambda
 
@@ -255,11 +265,8 @@ class RL2(MetaLearner):
                     if c.normalize_advantages:
                         adv = (adv - tf.reduce_mean(adv)) / (tf.math.reduce_std(adv) + 1e-8)
                     with tf.GradientTape() as tape:
-                        logits, values, _ = net.unroll(obs_mb, net.initial_state(mb), *info_mb)
-                        dist = action_distribution(logits, action_rank, net.slate_size)
-                        loss, parts = ppo_loss(dist.log_prob(take(actions)), take(old_logp), adv, dist.entropy(),
-                                               values, take(returns) / return_scale, clip_ratio=c.clip_ratio,
-                                               entropy_coef=entropy_coef, value_coef=c.value_coef)
+                        loss, parts = self._ppo_objective(obs_mb, take(actions), take(old_logp), adv,
+                                                          take(returns), *info_mb)
                     grads = tape.gradient(loss, net.trainable_variables)
                     grads, grad_norm = tf.clip_by_global_norm(grads, c.max_grad_norm)
                     optimizer.apply_gradients(zip(grads, net.trainable_variables, strict=True))
