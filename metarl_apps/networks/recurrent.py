@@ -214,7 +214,9 @@ class RecurrentActorCritic(tf.Module):
         """The set memory's ``step`` (``outer_rank`` 1) or ``unroll`` (2) through the readout layer, and the
         action buckets' (``set_action_reads``) -> ``(h, new state, each action's read or None)``."""
         state, n = list(state), len(self._set.state_spec)
-        wide = self._set.input_size >= SHIFTED_MIN_INPUT  # the readout layer takes x apart from the memory read
+        # an unroll of a wide input (back-propagated through) gives the readout layer x apart from the memory read;
+        # a step (the rollout's, no gradient) keeps the one fused matmul over the concatenation, faster there
+        wide = outer_rank == 2 and self._set.input_size >= SHIFTED_MIN_INPUT
         h, new_state = (self._set.step if outer_rank == 1 else self._set.unroll)(x, state[:n], with_input=not wide)
         reads = None
         if self.action_reads:

@@ -93,8 +93,8 @@ def dense_on_parts(layer: tf.keras.layers.Dense, x: tf.Tensor, rest: tf.Tensor) 
     ``x``, the others on ``rest``. For a wide observation ``x`` (recsys, D = 308, beside a 256-wide memory
     read) the back-propagation then computes no gradient for ``x`` (an observation: nothing upstream learns),
     where through the concatenation it computes one for every column and slices it off: ~55 % of the
-    layer's input-gradient matmul. Used from ``SHIFTED_MIN_INPUT`` columns on (narrow inputs: the one matmul
-    is cheaper)."""
+    layer's input-gradient matmul. Used in unrolls from ``SHIFTED_MIN_INPUT`` columns on (narrow inputs, and
+    steps, which nothing differentiates: the one fused matmul over the concatenation is faster)."""
     d = int(x.shape[-1])
     if not layer.built:
         layer.build(tf.TensorShape([None, d + int(rest.shape[-1])]))
