@@ -127,7 +127,12 @@ def graph_flops(fn, *signature) -> int:
     graph = tf.function(fn).get_concrete_function(*signature).graph
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
-    return int(tf.compat.v1.profiler.profile(graph, options=options).total_float_ops)
+    logger, level = tf.get_logger(), tf.get_logger().level
+    logger.setLevel("ERROR")  # the v1 profiler's deprecation notice is not news
+    try:
+        return int(tf.compat.v1.profiler.profile(graph, options=options).total_float_ops)
+    finally:
+        logger.setLevel(level)
 
 
 def iteration_flops(learner, dist, batch: int, epochs: int, minibatches: int) -> dict:
