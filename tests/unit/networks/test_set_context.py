@@ -187,6 +187,8 @@ def test_wide_observation_network_reads_its_memory_apart_from_the_input_with_the
     memory, _ = net._set.unroll(obs["features"], net._set.initial_state(2), with_input=False)
     readout, _ = net._set.unroll(obs["features"], net._set.initial_state(2))
     assert memory.shape[-1] == readout.shape[-1] - (SHIFTED_MIN_INPUT + 6) == 2 * H
+    first, _ = net._set.step(obs["features"][:, 0], net._set.initial_state(2), with_input=False)
+    np.testing.assert_allclose(first.numpy(), memory[:, 0].numpy(), rtol=1e-5, atol=1e-5)
     h, _, _ = net._set_memory(obs["features"], net.initial_state(2), obs, 2)
     np.testing.assert_allclose(h.numpy(), net._readout(readout).numpy(), rtol=1e-5, atol=1e-5)
     logits, value, final = net.unroll(obs, net.initial_state(2))
