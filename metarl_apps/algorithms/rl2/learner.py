@@ -228,7 +228,7 @@ class RL2(MetaLearner):
     def _ppo_objective(self, observations, actions, old_logp, advantages, returns, *task_info):
         """``(loss, parts)`` of PPO on one minibatch of whole trials (``[mb, T, ...]``, memory from the initial
         state) under the current weights: what every gradient step of an iteration differentiates (and what
-        bench/rl2_throughput.py counts the FLOPs of)."""
+        bench/flops.py counts the FLOPs of)."""
         c, net = self.config, self.net
         rows = actions.shape[0] or tf.shape(actions)[0]
         logits, values, _ = net.unroll(observations, net.initial_state(rows), *task_info)
