@@ -88,7 +88,7 @@ def explore_scenario(scenario, out_dir: str | Path, *, agents: Sequence[str] | N
     record every pull and write ``out_dir/exploration.json`` with :func:`bandit_exploration` per agent."""
     from metarl_apps.core.agent import check_budget
     from metarl_apps.evaluation.runner import compile_rollout
-    from metarl_apps.scenario.training import _select, checkpoint_dir, make_agent
+    from metarl_apps.scenario.training import checkpoint_dir, make_agent, select_agents
 
     dist = scenario.make_distribution()
     if dist.family != FAMILY:
@@ -101,7 +101,7 @@ def explore_scenario(scenario, out_dir: str | Path, *, agents: Sequence[str] | N
     pulls = int(dist.episodes_per_trial)
     out = Path(out_dir)
     results = {}
-    for spec in _select(scenario, list(agents) if agents else None):
+    for spec in select_agents(scenario, list(agents) if agents else None):
         agent = make_agent(spec)
         if spec.kind == "algorithm":
             agent.restore(str(checkpoint_dir(out, spec.name, 0)), dist)

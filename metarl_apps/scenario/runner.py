@@ -24,10 +24,10 @@ from metarl_apps.core.errors import CheckpointError, MetaRLInputError
 from metarl_apps.core.io import atomic_write_json, atomic_write_text
 from metarl_apps.evaluation.evaluator import Curve, cumulative_returns, regret_curve, trial_returns
 from metarl_apps.scenario.training import (
-    _parallel_pairs,
-    _select,
     checkpoint_dir,
     make_agent,
+    parallel_pairs,
+    select_agents,
     train_in_parallel,
     train_or_restore,
     training_tasks,
@@ -92,7 +92,7 @@ def adapt_learner(scenario, out_dir, *, agent: str | None, budget: int, num_task
         modelstore.check_family(card, dist, f"scenario {scenario.name!r}")
         name = agent or card["agent"]
     else:
-        (spec,) = _select(scenario, [agent])
+        (spec,) = select_agents(scenario, [agent])
         if spec.kind != "algorithm":
             raise MetaRLInputError(f"--agent {agent}: is a baseline; adapt applies to learners (algorithm agents)")
         dist = scenario.make_distribution()
@@ -191,7 +191,7 @@ def run_scenario(
     out.mkdir(parents=True, exist_ok=True)
     task_seed = scenario.tasks.seed if seed is None else seed
     dist = scenario.make_distribution()
-    specs = _select(scenario, agents)
+    specs = select_agents(scenario, agents)
     budgets = list(scenario.budgets)
     t0 = time.time()
     import tensorflow as tf
@@ -203,7 +203,7 @@ def run_scenario(
         f"budgets {budgets} ({dist.budget_unit})")
 
     parallel, wall = {}, {}
-    if pairs := _parallel_pairs(scenario, specs, jobs, skip=stand_ins):
+    if pairs := parallel_pairs(scenario, specs, jobs, skip=stand_ins):
         start = time.time()
         parallel = train_in_parallel(scenario, out, pairs, task_seed=task_seed, resume=resume, jobs=jobs, log=log)
         wall["parallel_training"] = round(time.time() - start, 3)

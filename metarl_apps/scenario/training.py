@@ -99,7 +99,7 @@ def train_in_parallel(scenario, out_dir, pairs, *, task_seed: int, resume: bool,
     return results
 
 
-def _parallel_pairs(scenario, specs, jobs: int, skip=()) -> list:
+def parallel_pairs(scenario, specs, jobs: int, skip=()) -> list:
     """The (learner spec, seed) pairs worth training in parallel: all of them when ``jobs > 1`` and there are
     at least two, else none (the sequential loop trains them)."""
     if not isinstance(jobs, int) or jobs < 1:
@@ -109,7 +109,9 @@ def _parallel_pairs(scenario, specs, jobs: int, skip=()) -> list:
     return pairs if jobs > 1 and len(pairs) > 1 else []
 
 
-def _select(scenario, agents: list[str] | None, kind: str | None = None):
+def select_agents(scenario, agents: list[str] | None, kind: str | None = None):
+    """The scenario's agent specs named in ``agents`` (all when None), of ``kind`` if given; an unknown name is
+    a one-line error listing the scenario's agents."""
     known = [a.name for a in scenario.agents]
     missing = sorted(set(agents or []) - set(known))
     if missing:
@@ -145,14 +147,14 @@ def train_learners(scenario, out_dir, *, seed=None, resume=False, progress=True,
     dist = scenario.make_distribution()
     task_seed = scenario.tasks.seed if seed is None else seed
     train_tasks = training_tasks(scenario, dist, task_seed)
-    specs = _select(scenario, agents, kind="algorithm")
+    specs = select_agents(scenario, agents, kind="algorithm")
     if resume:
         for spec in specs:
             for s in range(scenario.seeds):
                 if done := latest_iteration(_checkpoint_dir(out, spec.name, s)):
                     log(f"resuming {spec.name} seed {s} from iteration {done}")
     parallel = train_in_parallel(scenario, out, pairs, task_seed=task_seed, resume=resume, jobs=jobs, log=log) \
-        if (pairs := _parallel_pairs(scenario, specs, jobs)) else {}
+        if (pairs := parallel_pairs(scenario, specs, jobs)) else {}
     reports = {}
     for spec in specs:
         for s in range(scenario.seeds):
