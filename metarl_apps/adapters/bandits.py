@@ -16,6 +16,8 @@ from metarl_apps.core.errors import MetaRLInputError
 from metarl_apps.core.task import Task, TaskDistribution, positive_int
 
 FAMILY = "bandits.bernoulli"
+#: prior draws of the Monte-Carlo Gittins reference (:meth:`BernoulliBandits.reference_values`)
+GITTINS_REFERENCE_DRAWS = 1_000_000
 
 
 def _obs_spec():
@@ -49,15 +51,24 @@ class BernoulliBandits(TaskDistribution):
         return self.pulls
 
     def reference_values(self) -> dict[str, float]:
-        """Exact expected totals over the task prior: the oracle (n·k/(k+1)) and, where the dynamic
-        programme is small enough, the Bayes-optimal policy — the ceiling of any learner."""
-        refs = {"oracle_exact": self.pulls * self.arms / (self.arms + 1)}
-        from metarl_apps.baselines.bandits import bayes_optimal_value
+        """Expected totals over the task prior (not the test bandits): the oracle (n·k/(k+1), exact) and, where
+        the dynamic programme is small enough, the Bayes-optimal policy (exact) — the ceiling of any learner.
 
+        Where the DP is refused (e.g. k=5, n=100) and ``pulls <= MAX_GITTINS_PULLS``, the finite-horizon Gittins
+        index policy's expected total instead, by Monte Carlo over ``GITTINS_REFERENCE_DRAWS`` bandits of the
+        prior (``gittins_expected`` and its 95 % half-width ``gittins_expected_ci``; ~16 s at k=5, n=100): its
+        exact value is within 0.05 % of Bayes-optimal wherever the DP solves, so it estimates the ceiling.
+        """
+        from metarl_apps.baselines import bandits as baselines
+
+        refs = {"oracle_exact": self.pulls * self.arms / (self.arms + 1)}
         try:
-            refs["bayes_optimal_exact"] = bayes_optimal_value(self.arms, self.pulls)
-        except MetaRLInputError:
-            pass  # too many belief states for exact DP at this size
+            refs["bayes_optimal_exact"] = baselines.bayes_optimal_value(self.arms, self.pulls)
+        except MetaRLInputError:  # too many belief states for exact DP at this size
+            if self.pulls <= baselines.MAX_GITTINS_PULLS:
+                table = baselines.gittins_index_table(self.pulls, 1.0, 1.0, discount=1.0)  # the baseline's (cached)
+                mean, ci = baselines.index_policy_estimate(self.arms, self.pulls, table, GITTINS_REFERENCE_DRAWS)
+                refs["gittins_expected"], refs["gittins_expected_ci"] = mean, ci
         return refs
 
     def _sample_params(self, stream: np.random.Generator, split: str) -> dict:

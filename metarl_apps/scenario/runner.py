@@ -406,7 +406,10 @@ def render_report(results: dict) -> str:
         lines += ["", f"Adaptation diagnostics of `{agent}` (per training seed and chunk of held-out tasks):", ""]
         lines += [", ".join(f"{k} {v:.4g}" for k, v in r.items()) for r in records]
     if results.get("references"):
-        lines += ["", "Reference values: " + ", ".join(f"{k} = {v:.4f}" for k, v in results["references"].items())]
+        refs = results["references"]
+        shown = [f"{k} = {v:.4f}" + (f" ± {refs[k + '_ci']:.4f}" if k + "_ci" in refs else "")
+                 for k, v in refs.items() if not (k.endswith("_ci") and k[:-3] in refs)]
+        lines += ["", "Reference values (expected over the task prior): " + ", ".join(shown)]
     if results["expectations"]:
         lines += ["", "Expectations pass on the means; `lhs - rhs` is the paired difference over the same held-out "
                   "tasks with its 95% CI (confirmed: the whole interval satisfies the comparison).", "",

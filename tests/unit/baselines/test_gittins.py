@@ -71,9 +71,10 @@ def test_index_exceeds_the_posterior_mean_and_grows_with_the_horizon():
     assert table[2, 0, 0] == pytest.approx(5 / 9, abs=1e-6)
 
 
-def index_policy_value(arms, pulls):
-    """Exact expected total reward of the index policy (ties uniform), by recursion over belief states."""
-    table = B.gittins_index_table(pulls)
+def index_policy_value(arms, pulls, table=None):
+    """Exact expected total reward of the index policy (ties uniform), by recursion over belief states; the
+    Gittins table unless ``table`` is given."""
+    table = B.gittins_index_table(pulls) if table is None else table
 
     @functools.lru_cache(maxsize=None)
     def value(state):
@@ -135,3 +136,61 @@ def test_bad_input_is_a_clear_error():
         BASELINES.create("gittins", discount=1.5)
     with pytest.raises(MetaRLInputError, match=r"gittins: config discount=-0.1 must be"):
         B.gittins_index_table(5, discount=-0.1)
+
+
+@pytest.mark.parametrize("arms, pulls", [(3, 8), (5, 10)])
+def test_monte_carlo_estimate_of_the_index_policy_brackets_its_exact_value(arms, pulls):
+    mean, ci = B.index_policy_estimate(arms, pulls, B.gittins_index_table(pulls), 200_000, seed=3)
+    assert 0.0 < ci < 0.02
+    assert abs(mean - index_policy_value(arms, pulls)) < 1.7 * ci  # 99.9 % (3.3 standard errors)
+
+
+def test_monte_carlo_estimate_reads_the_table_at_the_pulls_left():
+    # anti-greedy when the pulls left are a multiple of 3, greedy otherwise: off by one pull, another policy
+    pulls = 9
+    r, s, f = np.meshgrid(*(np.arange(pulls + 1.0),) * 3, indexing="ij")
+    table = np.where(r % 3 == 0, -1.0, 1.0) * (s + 1) / (s + f + 2)
+    exact = index_policy_value(3, pulls, table)
+    mean, ci = B.index_policy_estimate(3, pulls, table, 200_000, seed=3)
+    assert abs(mean - exact) < 1.7 * ci
+    shifted = index_policy_value(3, pulls, np.concatenate([table[1:], table[-1:]]))
+    assert abs(shifted - exact) > 5 * ci
+
+
+def test_monte_carlo_estimate_breaks_ties_uniformly():
+    # a constant index ties every arm at every pull: a uniformly random arm each time, expected pulls / 2;
+    # a greedy table (posterior means) is worse than Gittins: what the estimate must tell apart
+    pulls = 12
+    mean, ci = B.index_policy_estimate(4, pulls, np.zeros((pulls + 1,) * 3), 100_000, seed=0)
+    assert abs(mean - pulls / 2) < ci
+    s, f = np.meshgrid(np.arange(pulls + 1.0), np.arange(pulls + 1.0), indexing="ij")
+    greedy = np.broadcast_to((s + 1) / (s + f + 2), (pulls + 1,) * 3)
+    g_mean, g_ci = B.index_policy_estimate(4, pulls, greedy, 100_000, seed=0)
+    gittins = index_policy_value(4, pulls)
+    assert g_mean + g_ci < gittins
+
+
+def test_monte_carlo_estimate_refuses_a_short_table_and_too_few_draws():
+    with pytest.raises(MetaRLInputError, match=r"table of shape \(6, 6, 6\) .* needs at least \[11, 11, 11\] "
+                                               r"\(gittins_index_table\(10\)\)"):
+        B.index_policy_estimate(3, 10, B.gittins_index_table(5), 1000)
+    with pytest.raises(MetaRLInputError, match="draws=1 must be an integer >= 2"):
+        B.index_policy_estimate(3, 10, B.gittins_index_table(10), 1)
+
+
+def test_reference_values_estimate_the_gittins_policy_where_the_dp_is_refused(monkeypatch):
+    import metarl_apps.adapters.bandits as adapter
+
+    small = BernoulliBandits(arms=5, pulls=10).reference_values()
+    assert small["bayes_optimal_exact"] == pytest.approx(6.65999, abs=1e-5) and "gittins_expected" not in small
+    monkeypatch.setattr(adapter, "GITTINS_REFERENCE_DRAWS", 100_000)
+    refs = BernoulliBandits(arms=3, pulls=40).reference_values()  # 3 arms, 40 pulls: too many belief states
+    assert "bayes_optimal_exact" not in refs
+    assert refs["oracle_exact"] == pytest.approx(30.0)
+    assert (refs["gittins_expected"], refs["gittins_expected_ci"]) == B.index_policy_estimate(
+        3, 40, B.gittins_index_table(40), 100_000, seed=0)
+    assert 0.0 < refs["gittins_expected_ci"] < 0.1
+    s, f = np.meshgrid(np.arange(41.0), np.arange(41.0), indexing="ij")
+    greedy, _ = B.index_policy_estimate(3, 40, np.broadcast_to((s + 1) / (s + f + 2), (41, 41, 41)), 100_000)
+    assert greedy + 0.1 < refs["gittins_expected"] < refs["oracle_exact"] - 1.0
+    assert "gittins_expected" not in BernoulliBandits(arms=5, pulls=500).reference_values()  # beyond the table

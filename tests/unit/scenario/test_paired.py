@@ -73,3 +73,17 @@ def test_report_shows_the_spread_across_training_seeds():
     # seed means 3, 4, 5: mean 4, half-width t(0.975, 2) * 1 / sqrt(3) = 2.484
     assert "| rl2 | 4.000 ± 2.484 (3.000, 4.000, 5.000) |" in report
     assert "| random | 3.000" in report and "| random | 3.000 ± 0.000 (" not in report
+
+
+def test_report_shows_reference_values_with_their_half_widths():
+    from metarl_apps.evaluation.evaluator import Curve
+    from metarl_apps.scenario.runner import render_report
+
+    rows = Curve("rl2", (10,), np.array([[[2.0], [4.0]]])).rows()
+    report = render_report({"scenario": "s", "metric": "cumulative_reward", "budget_unit": "pulls",
+                            "tasks": {"test": 2}, "rows": rows, "expectations": [],
+                            "references": {"oracle_exact": 83.3333333, "gittins_expected": 78.6452,
+                                           "gittins_expected_ci": 0.0318}})
+    assert ("Reference values (expected over the task prior): oracle_exact = 83.3333, "
+            "gittins_expected = 78.6452 ± 0.0318") in report
+    assert "gittins_expected_ci" not in report
