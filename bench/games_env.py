@@ -58,45 +58,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from bench.timing import Runner, paired_median  # noqa: E402
+
 SEED = 0
 TARGET_SPEEDUP = 20.0  # (a): batched core >= 20x PettingZoo level-by-level
 TARGET_OVERHEAD = 0.30  # (b): adapter tf env at most 30 % slower per learner move than raw PettingZoo
-
-
-class Runner:
-    """One measured method: ``call()`` does a fixed amount of work and returns the number of units done."""
-
-    def __init__(self, name: str, call: Callable[[], int]):
-        self.name = name
-        self.call = call
-        self.samples: list[float] = []
-        self.units: list[int] = []
-        self.warmup_s: float | None = None
-
-    def warm_up(self) -> None:
-        t0 = time.perf_counter()
-        self.call()
-        self.warmup_s = time.perf_counter() - t0
-
-    def timed(self) -> None:
-        t0 = time.perf_counter()
-        units = self.call()
-        self.samples.append(time.perf_counter() - t0)
-        self.units.append(int(units))
-
-    @property
-    def best_rate(self) -> float:
-        return max(u / s for u, s in zip(self.units, self.samples, strict=True))
-
-    @property
-    def best_seconds_per_unit(self) -> float:
-        return 1.0 / self.best_rate
-
-
-def paired_median(num: Runner, den: Runner) -> float:
-    """Median over rounds of ``rate(num) / rate(den)`` within each round (both ran back to back)."""
-    return float(np.median([(un / sn) / (ud / sd) for un, sn, ud, sd in
-                            zip(num.units, num.samples, den.units, den.samples, strict=True)]))
 
 
 def interleave(runners: list[Runner], repeats: int, label: str, unit: str) -> None:

@@ -38,12 +38,13 @@ import os
 import platform
 import sys
 import time
-from typing import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+from bench.timing import Runner  # noqa: E402
 
 FAMILY = "recsys.interest_evolution"
 SEED = 0
@@ -72,30 +73,6 @@ STOCK_DIFFERENCES = (
 
 
 # ---------------------------------------------------------------------------------------------- runners
-class Runner:
-    """One measured method: ``call()`` runs ``steps`` user-steps for all N users and waits for the result."""
-
-    def __init__(self, name: str, call: Callable[[], None], traces: Callable[[], int] | None = None):
-        self.name = name
-        self.call = call
-        self.traces = traces
-        self.samples: list[float] = []
-        self.warmup_s: float | None = None
-        self.users = 0
-
-    def warm_up(self) -> None:
-        t0 = time.perf_counter()
-        self.call()
-        self.warmup_s = time.perf_counter() - t0
-
-    def timed(self) -> float:
-        t0 = time.perf_counter()
-        self.call()
-        dt = time.perf_counter() - t0
-        self.samples.append(dt)
-        return dt
-
-
 def _make_dist(steps: int):
     from metarl_apps.core.registry import make_task_distribution
 

@@ -28,6 +28,7 @@ is kept. Absolute rates on a shared machine are noise; the ratios in the same ru
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import sys
@@ -40,6 +41,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bench.flops import add_bounds, iteration_flops, matmul_peak  # noqa: E402
+from bench.timing import Runner  # noqa: E402
 
 ENVS = {
     "bandits": ("bandits.bernoulli", {"arms": 5, "pulls": 10}),
@@ -64,33 +66,21 @@ def _tasks_for(pool, batch: int, it: int):
     return [pool[i] for i in order]
 
 
-class Runner:
-    """One measured method: ``step(it)`` runs one full iteration (Python side included) and syncs."""
+def iteration_runner(name: str, step: Callable[[int], float], iterations: int, traces: Callable[[], int]) -> Runner:
+    """A :class:`Runner` of ``step(it)`` — one full iteration (Python side included), synced: one iteration to
+    warm up, ``iterations`` per timed block; ``it`` counts every call (warm-up included)."""
+    calls = itertools.count()
 
-    def __init__(self, name: str, step: Callable[[int], float]):
-        self.name = name
-        self.step = step
-        self.samples: list[float] = []  # seconds per timed block of `iterations` calls
-        self.warmup_s: float | None = None
-        self.calls = 0
-        self.traces: Callable[[], int] | None = None  # tracing count of its tf.function(s), to catch retracing
-
-    def warm_up(self) -> None:
-        t0 = time.perf_counter()
-        self.step(self.calls)
-        self.calls += 1
-        self.warmup_s = time.perf_counter() - t0
-
-    def timed(self, iterations: int) -> None:
-        t0 = time.perf_counter()
+    def block() -> int:
         for _ in range(iterations):
-            self.step(self.calls)
-            self.calls += 1
-        self.samples.append(time.perf_counter() - t0)
+            step(next(calls))
+        return iterations
+
+    return Runner(name, block, traces, warm_up_call=lambda: step(next(calls)))
 
 
 # ------------------------------------------------------------------------------------------------- ours
-def make_ours(dist, pool, batch: int, config) -> tuple[Runner, object]:
+def make_ours(dist, pool, batch: int, config, iterations: int) -> tuple[Runner, object]:
     """``RL2._make_iteration`` driven like ``RL2._meta_train``'s loop (set_tasks, iteration, metric fetch)."""
     from metarl_apps.algorithms.rl2 import RL2
 
@@ -105,9 +95,7 @@ def make_ours(dist, pool, batch: int, config) -> tuple[Runner, object]:
         metrics = {k: float(v) for k, v in iteration().items()}  # the sync meta_train does every iteration
         return metrics["trial_return"]
 
-    runner = Runner("ours", step)
-    runner.traces = iteration.experimental_get_tracing_count
-    return runner, learner
+    return iteration_runner("ours", step, iterations, iteration.experimental_get_tracing_count), learner
 
 
 def meta_train_api_rate(dist, pool, batch: int, config, iterations: int, steps_per_iter: int) -> dict:
@@ -122,7 +110,7 @@ def meta_train_api_rate(dist, pool, batch: int, config, iterations: int, steps_p
 
 
 # ------------------------------------------------------------------------------------------- ceiling
-def make_ceiling(dist, pool, batch: int, net) -> Runner:
+def make_ceiling(dist, pool, batch: int, net, iterations: int) -> Runner:
     """Forward-only: our network acting for one trial per task in one compiled loop; nothing stored."""
     env = dist.make_env(pool[:batch], seed=SEED)
     steps = env.horizon * env.episodes_per_trial
@@ -148,9 +136,7 @@ def make_ceiling(dist, pool, batch: int, net) -> Runner:
         env.set_tasks(_tasks_for(pool, batch, it))
         return float(run())
 
-    runner = Runner("ceiling", step)
-    runner.traces = run.experimental_get_tracing_count
-    return runner
+    return iteration_runner("ceiling", step, iterations, run.experimental_get_tracing_count)
 
 
 # --------------------------------------------------------------------------------------------- peer
@@ -198,7 +184,7 @@ def _projection_net(action_spec):
     return IndependentCategoricalProjection(action_spec)
 
 
-def make_peer(dist, pool, batch: int, config) -> Runner:
+def make_peer(dist, pool, batch: int, config, iterations: int) -> Runner:
     """tf-agents' recurrent PPO, wired as in ``agents/ppo/examples/v2/train_eval_clip_agent.py``."""
     from tf_agents.agents.ppo import ppo_clip_agent
     from tf_agents.drivers import dynamic_episode_driver
@@ -248,9 +234,8 @@ def make_peer(dist, pool, batch: int, config) -> Runner:
         replay_buffer.clear()
         return float(loss)
 
-    runner = Runner("tf-agents", step)
-    runner.traces = lambda: driver.run.experimental_get_tracing_count() + train_step.experimental_get_tracing_count()
-    return runner
+    return iteration_runner("tf-agents", step, iterations, lambda: driver.run.experimental_get_tracing_count()
+                            + train_step.experimental_get_tracing_count())
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -273,14 +258,15 @@ def measure_env(key: str, args) -> dict:
     print(f"[{key}] {family} {params}: B={batch}, trial length {trial_length}, {args.iterations} iterations x "
           f"{args.repeats} repeats, {args.epochs} epochs, our memory {memory}", flush=True)
 
-    ours, learner = make_ours(dist, pool, batch, config)
-    runners = [ours, make_peer(dist, pool, batch, config), make_ceiling(dist, pool, batch, learner.net)]
+    ours, learner = make_ours(dist, pool, batch, config, args.iterations)
+    runners = [ours, make_peer(dist, pool, batch, config, args.iterations),
+               make_ceiling(dist, pool, batch, learner.net, args.iterations)]
     for r in runners:
         r.warm_up()
         print(f"  warm-up (tracing) {r.name}: {r.warmup_s:.1f}s", flush=True)
     for rep in range(args.repeats):  # interleaved, rotating the order so no method always runs first
         for r in runners[rep % 3:] + runners[:rep % 3]:
-            r.timed(args.iterations)
+            r.timed()
         print(f"  repeat {rep + 1}: " + ", ".join(
             f"{r.name} {steps_per_iter * args.iterations / r.samples[-1]:,.0f}/s" for r in runners), flush=True)
 
