@@ -59,15 +59,15 @@ class BernoulliBandits(TaskDistribution):
         prior (``gittins_expected`` and its 95 % half-width ``gittins_expected_ci``; ~16 s at k=5, n=100): its
         exact value is within 0.05 % of Bayes-optimal wherever the DP solves, so it estimates the ceiling.
         """
-        from metarl_apps.baselines import bandits as baselines
+        from metarl_apps.baselines import bandit_values as values
 
         refs = {"oracle_exact": self.pulls * self.arms / (self.arms + 1)}
         try:
-            refs["bayes_optimal_exact"] = baselines.bayes_optimal_value(self.arms, self.pulls)
+            refs["bayes_optimal_exact"] = values.bayes_optimal_value(self.arms, self.pulls)
         except MetaRLInputError:  # too many belief states for exact DP at this size
-            if self.pulls <= baselines.MAX_GITTINS_PULLS:
-                table = baselines.gittins_index_table(self.pulls, 1.0, 1.0, discount=1.0)  # the baseline's (cached)
-                mean, ci = baselines.index_policy_estimate(self.arms, self.pulls, table, GITTINS_REFERENCE_DRAWS)
+            if self.pulls <= values.MAX_GITTINS_PULLS:
+                table = values.gittins_index_table(self.pulls, 1.0, 1.0, discount=1.0)  # the baseline's (cached)
+                mean, ci = values.index_policy_estimate(self.arms, self.pulls, table, GITTINS_REFERENCE_DRAWS)
                 refs["gittins_expected"], refs["gittins_expected_ci"] = mean, ci
         return refs
 

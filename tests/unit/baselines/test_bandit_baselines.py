@@ -7,6 +7,7 @@ from tf_agents.policies import policy_saver
 
 from metarl_apps.adapters.bandits import BernoulliBandits
 from metarl_apps.adapters.mdp import TabularMDPs
+from metarl_apps.baselines import bandit_values as V
 from metarl_apps.baselines import bandits as B
 from metarl_apps.baselines.classic import OracleBaseline, RandomBaseline
 from metarl_apps.core.errors import MetaRLInputError
@@ -221,6 +222,6 @@ def test_bayes_optimal_policy_matches_the_dp_on_many_tasks():
     for arms, pulls, n in ((5, 10, 40000), (3, 20, 20000)):
         dist = BernoulliBandits(arms=arms, pulls=pulls)
         mean, ci = mean_ci(totals(B.BayesOptimalBaseline(), dist, dist.sample(n, "test", 1)))
-        value = B.bayes_optimal_value(arms, pulls)
+        value = V.bayes_optimal_value(arms, pulls)
         print(f"k={arms} n={pulls}: policy {mean:.4f} +- {ci:.4f}, DP {value:.4f}")
         assert abs(mean - value) < ci

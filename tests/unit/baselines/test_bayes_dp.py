@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from metarl_apps.baselines import bandits
-from metarl_apps.baselines.bandits import bayes_optimal_value, count_bayes_states, solve_bayes_bandit
+from metarl_apps.baselines import bandit_values
+from metarl_apps.baselines.bandit_values import bayes_optimal_value, count_bayes_states, solve_bayes_bandit
 from metarl_apps.core.errors import MetaRLInputError
 
 
@@ -59,7 +59,7 @@ def test_too_large_problems_are_refused_with_the_supported_sizes():
     message = r"arms=5, pulls=100 has 362,657,193,216 belief states.*5: <=20; any arms: <=18"
     with pytest.raises(MetaRLInputError, match=message):
         bayes_optimal_value(5, 100)
-    assert count_bayes_states(5, 20) <= bandits.MAX_BAYES_STATES < count_bayes_states(5, 21)
+    assert count_bayes_states(5, 20) <= bandit_values.MAX_BAYES_STATES < count_bayes_states(5, 21)
 
 
 @pytest.mark.parametrize("kwargs, field", [
