@@ -216,11 +216,11 @@ def index_policy_estimate(arms: int, pulls: int, table: np.ndarray, draws: int, 
     """Expected total reward of an index policy over the prior, by Monte Carlo: ``(mean, 95 % half-width)``.
 
     The policy pulls an arm of largest ``table[r, s, f]`` (``r`` pulls left, ``s``/``f`` the arm's successes and
-    failures; ties uniformly at random), as :class:`GittinsPolicy` does. ``draws`` bandits are drawn from the
-    ``Beta(alpha, beta)`` prior by a NumPy stream of their own (``seed``; never a scenario's test bandits), in
-    chunks of ``chunk`` bandits. Where the exact DP is refused (e.g. k=5, n=100) this is the near-Bayes-optimal
-    reference: the finite-horizon Gittins policy's exact value is within 0.05 % of Bayes-optimal at every size the
-    DP solves (README, "Baselines").
+    failures; ties uniformly at random), as :class:`~metarl_apps.baselines.bandits.GittinsPolicy` does.
+    ``draws`` bandits are drawn from the ``Beta(alpha, beta)`` prior by a NumPy stream of their own (``seed``;
+    never a scenario's test bandits), in chunks of ``chunk`` bandits. Where the exact DP is refused (e.g. k=5,
+    n=100) this is the near-Bayes-optimal reference: the finite-horizon Gittins policy's exact value is within
+    0.05 % of Bayes-optimal at every size the DP solves (README, "Baselines").
     """
     arms, pulls, alpha, beta = _check_bayes_args(arms, pulls, alpha, beta)
     if not isinstance(draws, (int, np.integer)) or draws < 2:
